@@ -1,0 +1,47 @@
+"""Injected time.
+
+Pure cores never read the clock: they receive timestamps with their events.
+Adapters take a :class:`Clock` so that tests and simulations can drive time.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Seconds on a monotonic scale (only differences are meaningful)."""
+        ...
+
+    def wall(self) -> float:
+        """Seconds since the Unix epoch, for records shown to people."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.monotonic()
+
+    def wall(self) -> float:
+        return time.time()
+
+
+class ManualClock:
+    """A clock that moves only when told to: for tests and simulations."""
+
+    def __init__(self, start: float = 0.0, wall_offset: float = 1_700_000_000.0) -> None:
+        self._now = start
+        self._wall_offset = wall_offset
+
+    def now(self) -> float:
+        return self._now
+
+    def wall(self) -> float:
+        return self._now + self._wall_offset
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("a clock cannot go backwards")
+        self._now += seconds

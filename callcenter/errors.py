@@ -1,0 +1,104 @@
+"""The one exception tree of the project.
+
+Every error raised by callcenter code derives from :class:`CallCenterError`.
+Foreign errors (OSError, asyncpg, panoramisk, yaml, pydantic...) are caught at
+the adapter boundary and re-raised as one of these, with the original chained
+(``raise X(...) from exc``), so callers only ever handle this tree.
+
+    CallCenterError
+    ├── ConfigError            bad configuration: names the key and what is wrong
+    ├── ProtocolError          bytes from a peer that do not follow the protocol
+    │   ├── AMIProtocolError
+    │   └── AGIProtocolError
+    ├── AsteriskError          Asterisk said no, or could not be reached
+    │   ├── AMIActionError     an AMI action answered Error
+    │   ├── AMIDisconnected    the AMI link dropped; pending actions fail with this
+    │   ├── AMITimeout         an AMI action got no answer in time
+    │   └── AGIHangup          the channel hung up during an AGI session
+    ├── StateError             a core was asked to do something its state forbids
+    │   ├── IllegalTransition  a state machine got an event its table does not allow
+    │   └── RoutingError       an ACD request that names unknown agents, calls, queues
+    ├── ScriptError            an IVR script is invalid (file, line, column, reason)
+    ├── StoreError             the database failed or refused a write
+    └── SandboxError           the local Asterisk/PostgreSQL sandbox could not start
+"""
+
+from __future__ import annotations
+
+
+class CallCenterError(Exception):
+    """Base of every error raised by callcenter."""
+
+
+class ConfigError(CallCenterError):
+    """Invalid configuration; the message names the key."""
+
+
+class ProtocolError(CallCenterError):
+    """A peer sent bytes that do not follow the protocol."""
+
+
+class AMIProtocolError(ProtocolError):
+    """Malformed AMI traffic."""
+
+
+class AGIProtocolError(ProtocolError):
+    """Malformed AGI traffic."""
+
+
+class AsteriskError(CallCenterError):
+    """Asterisk refused an operation or could not be reached."""
+
+
+class AMIActionError(AsteriskError):
+    """An AMI action was answered with ``Response: Error``."""
+
+    def __init__(self, action: str, message: str) -> None:
+        super().__init__(f"AMI action {action} failed: {message}")
+        self.action = action
+        self.message = message
+
+
+class AMIDisconnected(AsteriskError):
+    """The AMI connection was lost; the action may or may not have run."""
+
+
+class AMITimeout(AsteriskError):
+    """An AMI action received no response in time."""
+
+
+class AGIHangup(AsteriskError):
+    """The channel hung up while an AGI command was pending."""
+
+
+class StateError(CallCenterError):
+    """A pure core refused an event because of its current state."""
+
+
+class IllegalTransition(StateError):
+    """A state machine received an event that its transition table forbids.
+
+    The machine's state is unchanged when this is raised.
+    """
+
+    def __init__(self, machine: str, state: str, event: str) -> None:
+        super().__init__(f"{machine}: event {event!r} is not allowed in state {state!r}")
+        self.machine = machine
+        self.state = state
+        self.event = event
+
+
+class RoutingError(StateError):
+    """The ACD was given an unknown or inconsistent agent, call or queue."""
+
+
+class ScriptError(CallCenterError):
+    """An IVR script is invalid: the message gives file, line, column, reason."""
+
+
+class StoreError(CallCenterError):
+    """A database operation failed."""
+
+
+class SandboxError(CallCenterError):
+    """The local Asterisk or PostgreSQL sandbox could not be started or reached."""
