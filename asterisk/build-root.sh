@@ -22,5 +22,7 @@ debootstrap --variant=minbase sid "$ROOT" "$MIRROR" >"$ROOT.debootstrap.log" 2>&
 chroot "$ROOT" apt-get -o Acquire::Check-Valid-Until=false update -qq
 chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
   asterisk asterisk-core-sounds-en-gsm asterisk-core-sounds-fr-gsm asterisk-moh-opsound-gsm >/dev/null
+# Asterisk looks prompts up by language code: "fr" must exist.
+ln -sfn fr_CA_f_June "$ROOT/usr/share/asterisk/sounds/fr"
 chroot "$ROOT" asterisk -V
 touch "$ROOT/.callcenter-ready"
