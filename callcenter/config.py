@@ -1,0 +1,155 @@
+"""Daemon configuration: a TOML file, overridden by environment variables.
+
+Environment variables are ``CALLCENTER_<SECTION>__<KEY>`` (for example
+``CALLCENTER_AMI__PORT=5039``); ``DATABASE_URL`` and ``CALLCENTER_AMI_SECRET``
+are also read as the conventional names. Secrets are :class:`SecretStr`: they
+never appear in logs, errors or ``check-config`` output.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from callcenter.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = Path("callcenter.toml")
+
+
+class NodeConfig(BaseModel, extra="forbid"):
+    # Identifiers from Asterisk (Uniqueid, Linkedid, channel names) are only
+    # unique within one node: everything the daemon stores carries this name.
+    name: str = Field(default="node1", pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class AmiConfig(BaseModel, extra="forbid"):
+    host: str = "127.0.0.1"
+    port: int = Field(default=5038, ge=1, le=65535)
+    username: str = "callcenter"
+    secret: SecretStr | None = None
+    secret_file: Path | None = None
+    ping_interval: float = Field(default=5.0, gt=0)
+    ping_timeout: float = Field(default=3.0, gt=0)
+    action_timeout: float = Field(default=10.0, gt=0)
+    reconnect_min: float = Field(default=0.2, gt=0)
+    reconnect_max: float = Field(default=10.0, gt=0)
+    event_queue_size: int = Field(default=50_000, ge=100)
+
+    def resolved_secret(self) -> SecretStr:
+        if self.secret is not None:
+            return self.secret
+        if self.secret_file is None:
+            raise ConfigError("ami.secret: not set (set CALLCENTER_AMI_SECRET or ami.secret_file)")
+        return SecretStr(read_secret_file(self.secret_file, "ami.secret_file"))
+
+
+class AgiConfig(BaseModel, extra="forbid"):
+    host: str = "127.0.0.1"
+    port: int = Field(default=4573, ge=0, le=65535)
+    idle_timeout: float = Field(default=3600.0, gt=0)
+
+
+class HttpConfig(BaseModel, extra="forbid"):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class DatabaseConfig(BaseModel, extra="forbid"):
+    url: SecretStr | None = None
+    min_connections: int = Field(default=1, ge=1)
+    max_connections: int = Field(default=10, ge=1)
+
+
+class LogConfig(BaseModel, extra="forbid"):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "console"] = "json"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CALLCENTER_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    node: NodeConfig = NodeConfig()
+    ami: AmiConfig = AmiConfig()
+    agi: AgiConfig = AgiConfig()
+    http: HttpConfig = HttpConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    log: LogConfig = LogConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _conventional_env(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            if url := os.environ.get("DATABASE_URL"):
+                data.setdefault("database", {})
+                if isinstance(data["database"], dict):
+                    data["database"].setdefault("url", url)
+            if secret := os.environ.get("CALLCENTER_AMI_SECRET"):
+                data.setdefault("ami", {})
+                if isinstance(data["ami"], dict):
+                    data["ami"].setdefault("secret", secret)
+        return data
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = os.environ.get("CALLCENTER_CONFIG_FILE", str(DEFAULT_CONFIG_FILE))
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
+        )
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Load and validate; every problem is reported as a ConfigError naming the key."""
+    if config_file is not None:
+        if not config_file.exists():
+            raise ConfigError(f"config file {config_file} does not exist")
+        os.environ["CALLCENTER_CONFIG_FILE"] = str(config_file)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = ".".join(str(part) for part in error["loc"])
+            # Never echo the input: it may be a secret.
+            problems.append(f"{key}: {error['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+    except ValueError as exc:  # TOML syntax errors surface as ValueError subclasses
+        raise ConfigError(f"invalid configuration file: {exc}") from None
+
+
+def read_secret_file(path: Path, key: str) -> str:
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ConfigError(f"{key}: {path} does not exist") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"{key}: {path} must be readable by its owner only (chmod 600)")
+    return path.read_text().strip()
+
+
+def redacted(settings: Settings) -> dict[str, Any]:
+    """The effective configuration, safe to print: secrets shown as '**********'."""
+    dumped: dict[str, Any] = settings.model_dump(mode="json")
+    return dumped

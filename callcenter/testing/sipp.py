@@ -1,0 +1,230 @@
+"""Real SIP callers and agent phones for tests and benchmarks, played by sipp.
+
+Scenarios are generated from the templates in ``scenarios/`` into a work
+directory (sipp resolves ``pcap/...`` against its working directory, so the
+RFC 4733 DTMF captures shipped by Debian's sip-tester are linked there).
+Each sipp process gets its own SIP and media ports and is killed and reaped
+when its context exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import shutil
+import socket
+import tempfile
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from callcenter.errors import SandboxError
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+PCAP_DIR = Path("/usr/share/sip-tester")
+DTMF_PCAP = {**{str(d): f"dtmf_2833_{d}.pcap" for d in range(10)}, "*": "dtmf_2833_star.pcap",
+             "#": "dtmf_2833_pound.pcap"}
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def free_udp_port_pair() -> int:
+    """An even port whose next port is free too (sipp's RTP and RTCP)."""
+    for _ in range(200):
+        port = free_udp_port()
+        if port % 2 == 0 and port < 65000:
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, socket.socket(
+                    socket.AF_INET, socket.SOCK_DGRAM
+                ) as b:
+                    a.bind(("127.0.0.1", port))
+                    b.bind(("127.0.0.1", port + 1))
+                    return port
+            except OSError:
+                continue
+    raise SandboxError("no free UDP port pair for sipp media")
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    text = (SCENARIOS / template).read_text()
+    for key, value in values.items():
+        text = text.replace(f"@{key}@", value)
+    # A placeholder left unfilled would reach Asterisk as literal text.
+    left = re.findall(r"@[A-Z_]+@", text)
+    if left:
+        raise SandboxError(f"sipp template {template}: unfilled {left}")
+    return text
+
+
+def dtmf_steps(digits: str, first_delay_ms: int, gap_ms: int) -> str:
+    """sipp XML that plays one RFC 4733 capture per digit, with pauses."""
+    steps = [f'  <pause milliseconds="{first_delay_ms}"/>'] if first_delay_ms else []
+    for digit in digits:
+        if digit == ",":
+            steps.append(f'  <pause milliseconds="{gap_ms}"/>')
+            continue
+        if digit not in DTMF_PCAP:
+            raise SandboxError(f"no RFC 4733 capture for DTMF {digit!r}")
+        steps.append(
+            f'  <nop><action><exec play_pcap_audio="pcap/{DTMF_PCAP[digit]}"/></action></nop>'
+        )
+        # Each capture lasts about 0.25 s: let it finish before the next.
+        steps.append(f'  <pause milliseconds="{gap_ms}"/>')
+    return "\n".join(steps)
+
+
+def caller_scenario(
+    *,
+    digits: str = "",
+    first_delay_ms: int = 1000,
+    gap_ms: int = 400,
+    hangup_after_ms: int | None = None,
+    wait_bye_ms: int = 60_000,
+    caller_num: str = "0612345678",
+    caller_name: str = "Test Caller",
+) -> str:
+    ending = (
+        _fill("ending_hangup.xml.in", {"HOLD_MS": str(hangup_after_ms)})
+        if hangup_after_ms is not None
+        else _fill("ending_wait_bye.xml.in", {"WAIT_MS": str(wait_bye_ms)})
+    )
+    return _fill(
+        "caller.xml.in",
+        {
+            "DTMF_STEPS": dtmf_steps(digits, first_delay_ms, gap_ms) if digits else "",
+            "ENDING": ending.replace("@CALLER_NUM@", caller_num).replace(
+                "@CALLER_NAME@", caller_name
+            ),
+            "CALLER_NUM": caller_num,
+            "CALLER_NAME": caller_name,
+        },
+    )
+
+
+def agent_scenario(*, answer_ms: int = 200, talk_ms: int | None = None) -> str:
+    ending = (
+        _fill("agent_ending_hangup.xml.in", {"TALK_MS": str(talk_ms)})
+        if talk_ms is not None
+        else _fill("agent_ending_wait_bye.xml.in", {})
+    )
+    return _fill("agent.xml.in", {"ANSWER_MS": str(answer_ms), "AGENT_ENDING": ending})
+
+
+@dataclass
+class SippResult:
+    returncode: int
+    stdout: str
+    stderr: str
+    errors: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+class Sipp:
+    """One sipp process (caller or UAS) with its own ports and work directory."""
+
+    def __init__(self, scenario_xml: str, args: Sequence[str], *, name: str = "sipp") -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"cc-{name}-"))
+        (self.workdir / "pcap").mkdir()
+        for pcap in PCAP_DIR.glob("*.pcap"):
+            (self.workdir / "pcap" / pcap.name).symlink_to(pcap)
+        self.scenario = self.workdir / "scenario.xml"
+        self.scenario.write_text(scenario_xml)
+        self.port = free_udp_port()
+        self.media_port = free_udp_port_pair()
+        self.args = list(args)
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        if shutil.which("sipp") is None:
+            raise SandboxError("sipp not found: run `make setup` (Debian package sip-tester)")
+        self.process = await asyncio.create_subprocess_exec(
+            "sipp",
+            "-sf", str(self.scenario),
+            "-i", "127.0.0.1",
+            "-p", str(self.port),
+            "-mi", "127.0.0.1",
+            "-mp", str(self.media_port),
+            "-nostdin",
+            "-trace_err",
+            "-error_file", str(self.workdir / "errors.log"),
+            *self.args,
+            cwd=self.workdir,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+
+    async def wait(self, timeout: float) -> SippResult:
+        assert self.process is not None
+        try:
+            stdout, stderr = await asyncio.wait_for(self.process.communicate(), timeout)
+        except TimeoutError:
+            await self.kill()
+            raise SandboxError(f"sipp did not finish within {timeout} s") from None
+        errors_file = self.workdir / "errors.log"
+        errors = errors_file.read_text(errors="replace") if errors_file.exists() else ""
+        return SippResult(
+            self.process.returncode or 0,
+            stdout.decode(errors="replace"),
+            stderr.decode(errors="replace"),
+            errors,
+        )
+
+    async def kill(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+            await self.process.wait()
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def sipp_caller(
+    sip_port: int,
+    exten: str,
+    *,
+    calls: int = 1,
+    rate: float = 1.0,
+    concurrent: int | None = None,
+    **scenario: object,
+) -> AsyncIterator[Sipp]:
+    """Place ``calls`` calls to ``exten`` on the Asterisk at 127.0.0.1:sip_port."""
+    args = ["-s", exten, "-m", str(calls), "-r", str(rate)]
+    if concurrent:
+        args += ["-l", str(concurrent)]
+    sipp = Sipp(caller_scenario(**scenario), [*args, f"127.0.0.1:{sip_port}"], name="caller")  # type: ignore[arg-type]
+    await sipp.start()
+    try:
+        yield sipp
+    finally:
+        await sipp.kill()
+        sipp.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def sipp_agents(
+    sip_port: int, *, answer_ms: int = 200, talk_ms: int | None = None, port: int | None = None
+) -> AsyncIterator[Sipp]:
+    """One UAS that answers for every phone whose contact is 127.0.0.1:<its port>."""
+    sipp = Sipp(agent_scenario(answer_ms=answer_ms, talk_ms=talk_ms), [], name="agents")
+    if port is not None:
+        sipp.port = port
+    # A UAS that hangs up sends its BYE to Asterisk: give it the address.
+    sipp.args.append(f"127.0.0.1:{sip_port}")
+    await sipp.start()
+    try:
+        yield sipp
+    finally:
+        await sipp.kill()
+        sipp.cleanup()

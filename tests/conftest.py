@@ -1,0 +1,105 @@
+"""Shared fixtures for the three test tiers.
+
+* Every async test runs under a guard: an exception that reaches the event
+  loop's handler (a task that died unobserved, a failing callback) fails the
+  test, and so does a task still pending when the test ends (every task must
+  have an owner that cancels and awaits it).
+* ``asterisk``: a private Asterisk 22 instance (own ports) for tier-3 tests.
+* ``database_url``: a throw-away PostgreSQL cluster unless DATABASE_URL is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callcenter.sandbox.asterisk import AmiCredentials, AsteriskPorts, AsteriskSandbox
+from callcenter.sandbox.postgres import PostgresSandbox, free_port
+from callcenter.testing.sipp import free_udp_port
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.function):
+            item.fixturenames.insert(0, "loop_guard")
+
+
+@pytest.fixture
+async def loop_guard() -> AsyncIterator[None]:
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    before = asyncio.all_tasks()
+    yield
+    # Give finishing tasks a few turns of the loop to complete.
+    for _ in range(20):
+        leftover = asyncio.all_tasks() - before - {asyncio.current_task()}
+        if not leftover:
+            break
+        await asyncio.sleep(0.01)
+    loop.set_exception_handler(previous)
+    assert not errors, f"unhandled exceptions reached the event loop: {errors}"
+    assert not leftover, f"tasks left running (no owner awaited them): {leftover}"
+
+
+@dataclass(frozen=True)
+class AsteriskInstance:
+    sandbox: AsteriskSandbox
+    ami: AmiCredentials
+    ports: AsteriskPorts
+    phones_port: int
+
+    def cli(self, command: str) -> str:
+        return self.sandbox.cli(command)
+
+
+@pytest.fixture(scope="session")
+def asterisk() -> Iterator[AsteriskInstance]:
+    """A private Asterisk instance for this test session.
+
+    Agent phones have a static contact on 127.0.0.1:<phones_port> (start
+    ``sipp_agents(..., port=asterisk.phones_port)``); the dialplan reaches
+    FastAGI on 127.0.0.1:<ports.agi>.
+    """
+    phones_port = free_udp_port()
+    rtp_base = 20000 + (os.getpid() % 200) * 100
+    ports = AsteriskPorts(
+        sip=free_udp_port(),
+        ami=free_port(),
+        rtp_start=rtp_base,
+        rtp_end=rtp_base + 99,
+        agi=free_port(),
+        trunk=free_udp_port(),
+        phones_contact=f"127.0.0.1:{phones_port}",
+    )
+    sandbox = AsteriskSandbox(
+        f"test-{os.getpid()}",
+        ports=ports,
+        recordings=Path(tempfile.mkdtemp(prefix="cc-recordings-")),
+    )
+    creds = sandbox.start()
+    try:
+        yield AsteriskInstance(sandbox, creds, ports, phones_port)
+    finally:
+        sandbox.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    if url := os.environ.get("DATABASE_URL"):
+        yield url
+        return
+    sandbox = PostgresSandbox(Path(tempfile.mkdtemp(prefix="cc-pg-")) / "data")
+    try:
+        yield sandbox.start()
+    finally:
+        sandbox.destroy()
