@@ -15,14 +15,14 @@ import inspect
 import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from callcenter.sandbox.asterisk import AmiCredentials, AsteriskPorts, AsteriskSandbox
+from callcenter.sandbox.asterisk import AsteriskPorts, AsteriskSandbox
 from callcenter.sandbox.postgres import PostgresSandbox, free_port
+from callcenter.testing.instances import AsteriskInstance
 from callcenter.testing.sipp import free_udp_port
 
 
@@ -49,17 +49,6 @@ async def loop_guard() -> AsyncIterator[None]:
     loop.set_exception_handler(previous)
     assert not errors, f"unhandled exceptions reached the event loop: {errors}"
     assert not leftover, f"tasks left running (no owner awaited them): {leftover}"
-
-
-@dataclass(frozen=True)
-class AsteriskInstance:
-    sandbox: AsteriskSandbox
-    ami: AmiCredentials
-    ports: AsteriskPorts
-    phones_port: int
-
-    def cli(self, command: str) -> str:
-        return self.sandbox.cli(command)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from callcenter.errors import CallCenterError
 
 # Sub-command modules, in the order shown by --help.
-COMMANDS = ("check_config", "asterisk")
+COMMANDS = ("run", "check_config", "asterisk", "db")
 OPTIONAL_COMMANDS = ("simulate", "wfm")
 
 

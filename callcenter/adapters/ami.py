@@ -1,0 +1,545 @@
+"""The AMI connection to one Asterisk node: a thin adapter on panoramisk 1.4.
+
+panoramisk gives us action bookkeeping (ActionIDs, the rules that decide when
+a multi-message response is complete). Its flaws, each fixed here and covered
+by a test:
+
+* After a reconnect it re-sends actions that were never answered, so an
+  Originate could ring twice. Here a lost connection *fails* every pending
+  action with :class:`AMIDisconnected`; nothing is re-sent blindly.
+  :meth:`AmiClient.originate` is idempotent instead: it sets ``ChannelId`` and,
+  after a disconnect, asks Asterisk whether that channel exists before trying
+  again.
+* Its periodic Ping is never checked. Here a watchdog sends Ping and drops
+  the link when no answer comes within ``ping_timeout`` (a half-open TCP link
+  otherwise goes unnoticed for minutes), then reconnects with backoff.
+* A message carrying a pending ActionID goes only to that action's future,
+  never to event callbacks (``OriginateResponse`` was invisible). Here events
+  that answer a single action are delivered to the event stream as well.
+* ``Originate`` without an ``Async`` key raised KeyError inside
+  ``data_received`` (panoramisk issue 90). Here ``originate`` always sets it,
+  and any error while completing an action fails that action only.
+* Coroutine callbacks ran through fire-and-forget ``ensure_future``. Here
+  events are parsed once at the edge into typed dataclasses and delivered
+  **in order** by one owned consumer task; the socket stops being read while
+  the consumer is behind (bounded memory, nothing dropped); a handler's
+  exception is logged with the event and never stops delivery.
+* After a reconnect the state is resynchronised: the client collects
+  ``CoreShowChannels`` and ``BridgeList`` and delivers a :class:`Resync`
+  snapshot in the event stream, so the tracker replaces what it believed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from panoramisk.actions import Action
+from panoramisk.message import Message
+from pydantic import SecretStr
+
+from callcenter.clock import Clock, SystemClock
+from callcenter.config import AmiConfig
+from callcenter.errors import (
+    AMIActionError,
+    AMIDisconnected,
+    AMIProtocolError,
+    AMITimeout,
+    AsteriskError,
+)
+from callcenter.protocol.ami import AmiFrame, AmiFrameError, AmiParser, encode_action
+from callcenter.protocol.ami_events import (
+    AmiEvent,
+    BridgeListItem,
+    CoreShowChannel,
+    parse_event,
+)
+
+log = structlog.get_logger("callcenter.ami")
+
+HeaderValue = str | Sequence[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """Delivered in the event stream each time a login succeeds."""
+
+    node: str
+    at: float
+    reconnect: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    """Delivered when the link drops; events may be missing until the next Resync."""
+
+    node: str
+    at: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """Asterisk's truth after (re)connecting: every live channel and bridge."""
+
+    node: str
+    at: float
+    channels: tuple[CoreShowChannel, ...]
+    bridges: tuple[BridgeListItem, ...]
+
+
+StreamItem = AmiEvent | Connected | Disconnected | Resync
+Handler = Callable[[StreamItem], Awaitable[None] | None]
+
+
+@dataclass
+class AmiStats:
+    frames: int = 0
+    events: int = 0
+    malformed: int = 0
+    handler_errors: int = 0
+    reconnects: int = 0
+    ping_timeouts: int = 0
+    paused_reads: int = 0
+    backlog_max: int = 0
+    last_event_at: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+class _Protocol(asyncio.Protocol):
+    """One TCP connection: bytes in, frames routed to actions or to the event stream."""
+
+    def __init__(self, client: AmiClient) -> None:
+        self._client = client
+        self._parser = AmiParser()
+        self.transport: asyncio.Transport | None = None
+        self.pending: dict[str, Action] = {}
+        # The raw frames of each pending action's reply, in order.
+        self.replies: dict[str, list[AmiFrame]] = {}
+        self.lost: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        for item in self._parser.feed(data):
+            if isinstance(item, AmiFrameError):
+                self._client._malformed(str(item), None)
+            else:
+                self._frame(item)
+
+    def _frame(self, frame: AmiFrame) -> None:
+        self._client.stats.frames += 1
+        action_id = frame.action_id
+        action = self.pending.get(action_id) if action_id else None
+        if action is not None:
+            self._complete(action, frame)
+            # An event answering a single (non-list) action, such as
+            # OriginateResponse, is also a fact the rest of the system needs.
+            if frame.kind == "event" and not action.as_list:
+                self._client._event_frame(frame)
+        elif frame.kind == "event":
+            self._client._event_frame(frame)
+
+    def _complete(self, action: Action, frame: AmiFrame) -> None:
+        self.replies.setdefault(action.action_id, []).append(frame)
+        message = _to_message(frame)
+        try:
+            done = action.add_message(message)
+        except Exception as exc:
+            # panoramisk's completion rules can raise on unexpected replies
+            # (issue 90); fail this action only, keep the connection.
+            self.pending.pop(action.action_id, None)
+            if not action.future.done():
+                action.future.set_exception(
+                    AMIProtocolError(f"AMI action {action['action']}: bad reply {frame.name}: {exc}")
+                )
+            return
+        if done or action.future.done():
+            self.pending.pop(action.action_id, None)
+
+    def send(self, action: Action) -> None:
+        if self.transport is None or self.transport.is_closing():
+            raise AMIDisconnected(f"AMI link to {self._client.node} is down")
+        headers = {k: v for k, v in action.items() if k.lower() not in ("action", "actionid")}
+        data = encode_action(action["action"], headers, action.action_id)
+        self.pending[action.action_id] = action
+        self.transport.write(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        reason = str(exc) if exc else "closed by peer"
+        for action in self.pending.values():
+            if not action.future.done():
+                action.future.set_exception(
+                    AMIDisconnected(f"AMI link lost before {action['action']} was answered")
+                )
+        self.pending.clear()
+        if not self.lost.done():
+            self.lost.set_result(reason)
+
+
+def _to_message(frame: AmiFrame) -> Message:
+    headers: dict[str, Any] = {}
+    for key, value in frame.headers:
+        if key in headers:
+            previous = headers[key]
+            headers[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            headers[key] = value
+    return Message(headers, content="\n".join(frame.output) if frame.output else "")
+
+
+class AmiClient:
+    """Keeps one AMI session to one node alive and streams its events in order."""
+
+    def __init__(
+        self,
+        config: AmiConfig,
+        secret: SecretStr,
+        *,
+        node: str = "node1",
+        clock: Clock | None = None,
+    ) -> None:
+        self.config = config
+        self.node = node
+        self._secret = secret
+        self._clock = clock or SystemClock()
+        self._handlers: list[Handler] = []
+        self._backlog: deque[StreamItem] = deque()
+        self._backlog_ready = asyncio.Event()
+        self._protocol: _Protocol | None = None
+        self._connected = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ids = itertools.count(1)
+        self._channel_ids = itertools.count(1)
+        self._reads_paused = False
+        self._stopping = False
+        self.stats = AmiStats()
+        self.version: str | None = None
+
+    # ------------------------------------------------------------ lifecycle
+    def subscribe(self, handler: Handler) -> None:
+        """Handlers are called in order for every item, one item at a time."""
+        self._handlers.append(handler)
+
+    async def start(self) -> None:
+        if self._tasks:
+            raise AsteriskError("AMI client already started")
+        self._stopping = False
+        self._tasks = [
+            asyncio.create_task(self._connection_loop(), name=f"ami-connection-{self.node}"),
+            asyncio.create_task(self._consume(), name=f"ami-consumer-{self.node}"),
+        ]
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._protocol is not None and self._protocol.transport is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.send("Logoff"), 1.0)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        if self._protocol is not None and self._protocol.transport is not None:
+            self._protocol.transport.abort()
+        self._protocol = None
+        self._connected.clear()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        try:
+            await asyncio.wait_for(self._connected.wait(), timeout)
+        except TimeoutError:
+            raise AMITimeout(f"AMI to {self.node} not connected after {timeout} s") from None
+
+    async def drain(self) -> None:
+        """Wait until every item received so far has been handled (tests, shutdown)."""
+        while self._backlog:
+            await asyncio.sleep(0.001)
+        # One more turn so the item being handled finishes.
+        await asyncio.sleep(0)
+
+    # -------------------------------------------------------------- actions
+    async def send(
+        self,
+        action: str,
+        headers: Mapping[str, HeaderValue] | None = None,
+        *,
+        as_list: bool = False,
+        timeout: float | None = None,
+    ) -> list[AmiFrame]:
+        """Send one action; return the frames of its reply, the response first.
+
+        Raises AMIActionError on ``Response: Error``, AMIDisconnected if the
+        link drops before the answer, AMITimeout if no answer in time.
+        """
+        protocol = self._protocol
+        if protocol is None or not self._connected.is_set() and action != "Login":
+            raise AMIDisconnected(f"AMI link to {self.node} is down")
+        request = Action(
+            {"Action": action, "ActionID": f"cc-{self.node}-{next(self._ids)}", **(headers or {})},
+            as_list=as_list or None,
+        )
+        protocol.send(request)
+        try:
+            await asyncio.wait_for(
+                asyncio.shield(request.future), timeout or self.config.action_timeout
+            )
+        except TimeoutError:
+            protocol.pending.pop(request.action_id, None)
+            protocol.replies.pop(request.action_id, None)
+            raise AMITimeout(f"AMI action {action} got no answer") from None
+        finally:
+            frames = protocol.replies.pop(request.action_id, [])
+        if frames and frames[0].get("Response") == "Error":
+            raise AMIActionError(action, frames[0].get("Message") or "")
+        return frames
+
+    async def originate(
+        self,
+        channel: str,
+        *,
+        channel_id: str | None = None,
+        other_channel_id: str | None = None,
+        application: str | None = None,
+        data: str = "",
+        context: str | None = None,
+        exten: str | None = None,
+        priority: int = 1,
+        timeout_ms: int = 30_000,
+        caller_id: str | None = None,
+        variables: Mapping[str, str] | None = None,
+        retry_window: float = 5.0,
+    ) -> str:
+        """Originate a channel at most once; return its Uniqueid (the ChannelId).
+
+        Asterisk accepts the Originate at once (Async) and reports the outcome
+        later with OriginateResponse in the event stream. If the link drops
+        before the acceptance is read, we cannot know whether Asterisk got it:
+        after reconnecting, a channel with our ChannelId means it did; only
+        otherwise is the action sent again (a duplicate ChannelId would be
+        refused by Asterisk anyway).
+        """
+        uniqueid = channel_id or self.new_channel_id()
+        headers: dict[str, HeaderValue] = {
+            "Channel": channel,
+            "ChannelId": uniqueid,
+            "Async": "true",
+            "Timeout": str(timeout_ms),
+        }
+        if other_channel_id:
+            headers["OtherChannelId"] = other_channel_id
+        if application:
+            headers["Application"] = application
+            headers["Data"] = data
+        else:
+            if not (context and exten):
+                raise AsteriskError("originate needs an application or a context and exten")
+            headers.update({"Context": context, "Exten": exten, "Priority": str(priority)})
+        if caller_id:
+            headers["CallerID"] = caller_id
+        if variables:
+            headers["Variable"] = [f"{k}={v}" for k, v in variables.items()]
+        deadline = self._clock.now() + retry_window
+        while True:
+            try:
+                await self.send("Originate", headers)
+                return uniqueid
+            except AMIDisconnected:
+                if self._clock.now() > deadline:
+                    raise
+                await self.wait_connected(timeout=max(0.1, deadline - self._clock.now()))
+                if await self.channel_exists(uniqueid):
+                    log.info("originate.confirmed_after_reconnect", node=self.node, uniqueid=uniqueid)
+                    return uniqueid
+
+    def new_channel_id(self) -> str:
+        # Unique per daemon run and node; Asterisk uses it as the Uniqueid.
+        return f"cc-{self.node}-{int(self._clock.wall() * 1000)}-{next(self._channel_ids)}"
+
+    async def channel_exists(self, uniqueid: str) -> bool:
+        channels, _bridges = await self.snapshot()
+        return any(c.uniqueid == uniqueid for c in channels)
+
+    async def snapshot(self) -> tuple[tuple[CoreShowChannel, ...], tuple[BridgeListItem, ...]]:
+        """Every live channel and bridge, straight from Asterisk."""
+        channel_frames = await self.send("CoreShowChannels", as_list=True)
+        bridge_frames = await self.send("BridgeList", as_list=True)
+        channels = tuple(e for e in self._typed(channel_frames) if isinstance(e, CoreShowChannel))
+        bridges = tuple(e for e in self._typed(bridge_frames) if isinstance(e, BridgeListItem))
+        return channels, bridges
+
+    def _typed(self, frames: list[AmiFrame]) -> list[AmiEvent]:
+        out: list[AmiEvent] = []
+        for frame in frames:
+            if frame.kind != "event":
+                continue
+            try:
+                out.append(parse_event(frame))
+            except AMIProtocolError as exc:
+                self._malformed(str(exc), frame)
+        return out
+
+    # ---------------------------------------------------- connection upkeep
+    async def _connection_loop(self) -> None:
+        delay = self.config.reconnect_min
+        first = True
+        while not self._stopping:
+            try:
+                await self._session(reconnect=not first)
+                delay = self.config.reconnect_min
+            except (OSError, AsteriskError, AMIProtocolError) as exc:
+                log.warning("ami.connect_failed", node=self.node, error=str(exc), retry_in=delay)
+            first = False
+            if self._stopping:
+                return
+            await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
+            delay = min(delay * 2, self.config.reconnect_max)
+
+    async def _session(self, *, reconnect: bool) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            _transport, protocol = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: _Protocol(self), self.config.host, self.config.port
+                ),
+                self.config.action_timeout,
+            )
+        except TimeoutError:
+            raise AMITimeout(f"AMI connect to {self.config.host}:{self.config.port}") from None
+        self._protocol = protocol
+        try:
+            await self._login()
+            self._connected.set()
+            if reconnect:
+                self.stats.reconnects += 1
+            log.info("ami.connected", node=self.node, reconnect=reconnect)
+            self._push(Connected(self.node, self._clock.now(), reconnect))
+            channels, bridges = await self.snapshot()
+            self._push(Resync(self.node, self._clock.now(), channels, bridges))
+            watchdog = asyncio.create_task(self._watchdog(protocol), name=f"ami-ping-{self.node}")
+            try:
+                reason = await protocol.lost
+            finally:
+                watchdog.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watchdog
+            log.warning("ami.disconnected", node=self.node, reason=reason)
+            self._push(Disconnected(self.node, self._clock.now(), reason))
+        finally:
+            self._connected.clear()
+            if protocol.transport is not None:
+                protocol.transport.abort()
+            self._protocol = None
+            self._resume_reading()
+
+    async def _login(self) -> None:
+        try:
+            await self.send(
+                "Login",
+                {"Username": self.config.username, "Secret": self._secret.get_secret_value()},
+            )
+        except AMIActionError as exc:
+            # Never log the secret; the user name is enough to fix it.
+            raise AsteriskError(
+                f"AMI login as {self.config.username!r} refused: {exc.message}"
+            ) from None
+
+    async def _watchdog(self, protocol: _Protocol) -> None:
+        while True:
+            await asyncio.sleep(self.config.ping_interval)
+            try:
+                await self.send("Ping", timeout=self.config.ping_timeout)
+            except AMITimeout:
+                self.stats.ping_timeouts += 1
+                log.warning("ami.ping_timeout", node=self.node, timeout=self.config.ping_timeout)
+                if protocol.transport is not None:
+                    # abort() -> connection_lost -> protocol.lost: the session ends.
+                    protocol.transport.abort()
+                return
+            except AMIDisconnected:
+                return
+
+    # ------------------------------------------------------- event stream
+    def _event_frame(self, frame: AmiFrame) -> None:
+        try:
+            event = parse_event(frame)
+        except AMIProtocolError as exc:
+            self._malformed(str(exc), frame)
+            return
+        self.stats.events += 1
+        self.stats.last_event_at = self._clock.now()
+        self._push(event)
+
+    def _malformed(self, error: str, frame: AmiFrame | None) -> None:
+        self.stats.malformed += 1
+        if len(self.stats.errors) < 100:
+            self.stats.errors.append(error)
+        log.warning(
+            "ami.malformed",
+            node=self.node,
+            error=error,
+            event=frame.name if frame is not None else None,
+        )
+
+    def _push(self, item: StreamItem) -> None:
+        self._backlog.append(item)
+        self._backlog_ready.set()
+        size = len(self._backlog)
+        if size > self.stats.backlog_max:
+            self.stats.backlog_max = size
+        if size >= self.config.event_queue_size and not self._reads_paused:
+            # Backpressure instead of loss: stop reading the socket until the
+            # consumer catches up (Asterisk buffers, then its writetimeout).
+            protocol = self._protocol
+            if protocol is not None and protocol.transport is not None:
+                protocol.transport.pause_reading()
+                self._reads_paused = True
+                self.stats.paused_reads += 1
+
+    def _resume_reading(self) -> None:
+        if self._reads_paused:
+            self._reads_paused = False
+            protocol = self._protocol
+            if protocol is not None and protocol.transport is not None:
+                protocol.transport.resume_reading()
+
+    async def _consume(self) -> None:
+        low_water = self.config.event_queue_size // 2
+        while True:
+            await self._backlog_ready.wait()
+            while self._backlog:
+                item = self._backlog.popleft()
+                for handler in self._handlers:
+                    try:
+                        result = handler(item)
+                        if result is not None:
+                            await result
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        self.stats.handler_errors += 1
+                        log.exception(
+                            "ami.handler_failed",
+                            node=self.node,
+                            handler=getattr(handler, "__qualname__", repr(handler)),
+                            item=type(item).__name__,
+                            uniqueid=getattr(item, "uniqueid", None),
+                        )
+                if self._reads_paused and len(self._backlog) <= low_water:
+                    self._resume_reading()
+            self._backlog_ready.clear()
+

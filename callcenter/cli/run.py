@@ -1,0 +1,84 @@
+"""``callcenter run``: the daemon. With ``--sandbox``, the whole stack on local
+defaults: the local Asterisk sandbox and a PostgreSQL cluster are started
+first (and stopped on exit)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from callcenter import logs
+from callcenter.config import load_settings
+from callcenter.daemon import Daemon
+from callcenter.sandbox.asterisk import REPO, AsteriskPorts, AsteriskSandbox
+from callcenter.sandbox.postgres import PostgresSandbox
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    parser = subparsers.add_parser("run", help="run the daemon")
+    parser.add_argument("--config", type=Path, help="TOML file (default: callcenter.toml)")
+    parser.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="also start the local Asterisk sandbox and a local PostgreSQL",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    logs.configure(settings.log.level, settings.log.format)
+    asterisk: AsteriskSandbox | None = None
+    postgres: PostgresSandbox | None = None
+    if args.sandbox:
+        asterisk = AsteriskSandbox(
+            "dev", ports=AsteriskPorts(ami=settings.ami.port, agi=settings.agi.port)
+        )
+        if not asterisk.running():
+            asterisk.start()
+        creds = asterisk.credentials()
+        overrides: dict[str, Any] = {"ami": {"secret": creds.secret, "port": creds.port}}
+        if settings.database.url is None:
+            postgres = PostgresSandbox(REPO / "var" / "postgres" / "data", port=55432)
+            overrides["database"] = {"url": postgres.start()}
+        settings = settings.model_copy(
+            update={
+                "ami": settings.ami.model_copy(update=overrides["ami"]),
+                **(
+                    {"database": settings.database.model_copy(update=overrides["database"])}
+                    if "database" in overrides
+                    else {}
+                ),
+            }
+        )
+        print(
+            f"sandbox: Asterisk SIP 127.0.0.1:5060 (trunk: dial any number; 9999 = self-test), "
+            f"AMI {creds.port}, FastAGI {settings.agi.port}, HTTP {settings.http.port}",
+            flush=True,
+        )
+    try:
+        asyncio.run(_serve(settings))
+    finally:
+        if asterisk is not None:
+            asterisk.stop()
+        if postgres is not None:
+            postgres.stop()
+    return 0
+
+
+async def _serve(settings: Any) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if seconds := os.environ.get("CALLCENTER_RUN_SECONDS"):
+        # For smoke tests of `make run`: stop by itself after a while.
+        loop.call_later(float(seconds), stop.set)
+    daemon = Daemon(settings)
+    with contextlib.suppress(asyncio.CancelledError):
+        await daemon.run_until(stop)

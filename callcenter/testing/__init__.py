@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks: sipp, fault-injection proxy, AMI server."""

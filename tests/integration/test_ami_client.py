@@ -1,0 +1,284 @@
+"""Tier 2: the AMI adapter against an in-process server speaking the AMI wire
+protocol. Each panoramisk flaw the adapter fixes has a test here; the same
+faults are replayed against the real Asterisk in tests/e2e/test_ami_faults.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import SecretStr
+
+from callcenter.adapters.ami import AmiClient, Connected, Resync, StreamItem
+from callcenter.config import AmiConfig
+from callcenter.errors import AMIDisconnected, AMIProtocolError, AsteriskError
+from callcenter.testing.ami_server import FakeAmiServer, channel_entry
+
+
+def make_config(port: int, **overrides: float | int) -> AmiConfig:
+    values: dict[str, float | int] = {
+        "port": port,
+        "ping_interval": 0.2,
+        "ping_timeout": 0.2,
+        "reconnect_min": 0.05,
+        "reconnect_max": 0.2,
+        "action_timeout": 2.0,
+    }
+    values.update(overrides)
+    return AmiConfig(**values)  # type: ignore[arg-type]
+
+
+@contextlib.asynccontextmanager
+async def running(
+    server: FakeAmiServer, **overrides: float | int
+) -> AsyncIterator[tuple[AmiClient, list[StreamItem]]]:
+    client = AmiClient(make_config(server.port, **overrides), SecretStr(server.secret))
+    received: list[StreamItem] = []
+    client.subscribe(received.append)
+    await client.start()
+    try:
+        await client.wait_connected(5)
+        yield client, received
+    finally:
+        await client.stop()
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeAmiServer]:
+    srv = FakeAmiServer()
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
+async def wait_for(predicate: object, timeout: float = 5.0) -> None:
+    assert callable(predicate)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)
+
+
+def names(items: list[StreamItem]) -> list[str]:
+    return [type(i).__name__ for i in items]
+
+
+async def test_connects_and_delivers_resync_snapshot(server: FakeAmiServer) -> None:
+    server.channels = [channel_entry("node1-1.1", "PJSIP/trunk-00000001")]
+    async with running(server) as (client, received):
+        await wait_for(lambda: any(isinstance(i, Resync) for i in received))
+        resync = next(i for i in received if isinstance(i, Resync))
+        assert [c.uniqueid for c in resync.channels] == ["node1-1.1"]
+        assert isinstance(received[0], Connected)
+        assert client.connected
+
+
+async def test_wrong_secret_is_a_clear_error_not_a_crash(server: FakeAmiServer) -> None:
+    client = AmiClient(make_config(server.port), SecretStr("wrong"))
+    await client.start()
+    try:
+        with pytest.raises(AsteriskError):
+            await client.wait_connected(0.5)
+        assert server.count("Login") >= 1
+    finally:
+        await client.stop()
+
+
+async def test_pending_action_fails_on_disconnect_and_is_never_resent(
+    server: FakeAmiServer,
+) -> None:
+    """panoramisk re-sends unanswered actions after a reconnect: an Originate
+    could ring a phone twice. Ours fails the action and sends nothing again."""
+    server.hold_originate = True
+    async with running(server) as (client, _received):
+        pending = asyncio.create_task(
+            client.send("Originate", {"Channel": "PJSIP/agent1", "Async": "true",
+                                      "Application": "Wait", "Data": "1"})
+        )
+        await wait_for(lambda: server.count("Originate") == 1)
+        server.drop()
+        with pytest.raises(AMIDisconnected):
+            await pending
+        await wait_for(lambda: server.logins == 2)
+        await client.wait_connected(5)
+        await client.send("Ping")
+        assert server.count("Originate") == 1
+
+
+async def test_originate_is_idempotent_across_a_cut(server: FakeAmiServer) -> None:
+    """The link drops after Asterisk took the Originate but before we read the
+    answer: after reconnecting, the channel exists, so it is not sent again."""
+    server.hold_originate = True
+    async with running(server) as (client, _received):
+        task = asyncio.create_task(
+            client.originate("PJSIP/agent1", channel_id="cc-test-1", application="Wait", data="5")
+        )
+        await wait_for(lambda: server.count("Originate") == 1)
+        server.channels = [channel_entry("cc-test-1", "PJSIP/agent1-00000001")]
+        server.drop()
+        assert await asyncio.wait_for(task, 5) == "cc-test-1"
+        assert server.count("Originate") == 1
+
+
+async def test_originate_is_sent_again_when_asterisk_never_got_it(
+    server: FakeAmiServer,
+) -> None:
+    server.hold_originate = True
+    async with running(server) as (client, _received):
+        task = asyncio.create_task(
+            client.originate("PJSIP/agent1", channel_id="cc-test-2", application="Wait", data="5")
+        )
+        await wait_for(lambda: server.count("Originate") == 1)
+        server.hold_originate = False
+        server.drop()  # no channel cc-test-2 exists afterwards
+        assert await asyncio.wait_for(task, 5) == "cc-test-2"
+        originates = [a for a in server.actions if a.get("Action") == "Originate"]
+        assert len(originates) == 2
+        assert {a["ChannelId"] for a in originates} == {"cc-test-2"}
+
+
+async def test_half_open_link_is_detected_by_ping_and_reconnected(
+    server: FakeAmiServer,
+) -> None:
+    """panoramisk sends Ping but never checks the answer."""
+    async with running(server) as (client, _received):
+        server.silent = True  # TCP stays open, nothing comes back
+        await wait_for(lambda: client.stats.ping_timeouts >= 1, timeout=3)
+        server.silent = False
+        await wait_for(lambda: server.logins >= 2, timeout=3)
+        await client.wait_connected(3)
+        assert client.stats.reconnects >= 1
+
+
+async def test_event_answering_an_action_also_reaches_subscribers(
+    server: FakeAmiServer,
+) -> None:
+    """OriginateResponse carries the Originate's ActionID: panoramisk gave it to
+    the action's future only, and the rest of the system never saw it."""
+    server.hold_originate = True
+    async with running(server) as (client, received):
+        task = asyncio.create_task(
+            client.send("Originate", {"Channel": "PJSIP/agent1", "Async": "true",
+                                      "Application": "Wait", "Data": "1"})
+        )
+        await wait_for(lambda: server.count("Originate") == 1)
+        action_id = server.actions[-1]["ActionID"]
+        server.send_event({"Response": "Success", "ActionID": action_id,
+                           "Message": "Originate successfully queued"})
+        server.send_event({"Event": "OriginateResponse", "ActionID": action_id,
+                           "Response": "Failure", "Channel": "PJSIP/agent1",
+                           "Context": "", "Exten": "", "Application": "Wait", "Data": "1",
+                           "Reason": "3", "Uniqueid": "<null>", "CallerIDNum": "<unknown>",
+                           "CallerIDName": "<unknown>"})
+        await task
+        await wait_for(lambda: "OriginateResponse" in names(received))
+
+
+async def test_originate_without_async_does_not_break_the_connection(
+    server: FakeAmiServer,
+) -> None:
+    """panoramisk issue 90: its completion rules raise KeyError for an
+    Originate without 'Async'. The action may fail; the link must not."""
+    async with running(server) as (client, _received):
+        with contextlib.suppress(AMIProtocolError):
+            await client.send("Originate", {"Channel": "PJSIP/agent1",
+                                            "Application": "Wait", "Data": "1"})
+        frames = await client.send("Ping")
+        assert frames[0].get("Ping") == "Pong"
+        assert client.connected
+
+
+async def test_events_are_delivered_in_order_by_one_consumer(server: FakeAmiServer) -> None:
+    seen: list[str] = []
+
+    async def slow_handler(item: StreamItem) -> None:
+        uniqueid = getattr(item, "uniqueid", None)
+        if uniqueid and uniqueid.startswith("order-"):
+            if int(uniqueid[6:]) % 7 == 0:
+                await asyncio.sleep(0.001)
+            seen.append(uniqueid)
+
+    def failing_handler(item: StreamItem) -> None:
+        if getattr(item, "uniqueid", "") == "order-5":
+            raise RuntimeError("a handler bug must not stop delivery")
+
+    async with running(server) as (client, _received):
+        client.subscribe(failing_handler)
+        client.subscribe(slow_handler)
+        for i in range(300):
+            server.send_event(hangup_event(f"order-{i}"))
+        await wait_for(lambda: len(seen) == 300)
+        assert seen == [f"order-{i}" for i in range(300)]
+        assert client.stats.handler_errors == 1
+
+
+async def test_backpressure_pauses_reading_and_loses_nothing(server: FakeAmiServer) -> None:
+    seen: list[str] = []
+
+    async def slow(item: StreamItem) -> None:
+        if getattr(item, "uniqueid", "").startswith("bp-"):
+            await asyncio.sleep(0)
+            seen.append(item.uniqueid)  # type: ignore[union-attr]
+
+    async with running(server, event_queue_size=100) as (client, _received):
+        client.subscribe(slow)
+        for i in range(5000):
+            server.send_event(hangup_event(f"bp-{i}"))
+        await wait_for(lambda: len(seen) == 5000, timeout=20)
+        assert seen == [f"bp-{i}" for i in range(5000)]
+        assert client.stats.paused_reads >= 1
+        assert client.stats.backlog_max < 5000
+
+
+async def test_malformed_event_is_reported_and_the_stream_goes_on(
+    server: FakeAmiServer,
+) -> None:
+    async with running(server) as (client, received):
+        server.send_event({"Event": "Hangup", "Channel": "PJSIP/x"})  # no Uniqueid
+        server.send_raw(b"this line has no colon\r\n\r\n")
+        server.send_event(hangup_event("after-garbage"))
+        await wait_for(lambda: any(getattr(i, "uniqueid", "") == "after-garbage" for i in received))
+        assert client.stats.malformed >= 1
+        assert client.connected
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(garbage=st.binary(max_size=400))
+async def test_garbage_never_kills_the_client(server: FakeAmiServer, garbage: bytes) -> None:
+    async with running(server) as (client, received):
+        server.send_raw(garbage + b"\r\n\r\n")
+        server.send_event(hangup_event("sentinel"))
+        await wait_for(lambda: any(getattr(i, "uniqueid", "") == "sentinel" for i in received))
+        frames = await client.send("Ping")
+        assert frames[0].get("Ping") == "Pong"
+
+
+def hangup_event(uniqueid: str) -> dict[str, str]:
+    return {
+        "Event": "Hangup",
+        "Privilege": "call,all",
+        "Channel": f"PJSIP/trunk-{uniqueid}",
+        "ChannelState": "6",
+        "ChannelStateDesc": "Up",
+        "CallerIDNum": "0612345678",
+        "CallerIDName": "Test",
+        "ConnectedLineNum": "<unknown>",
+        "ConnectedLineName": "<unknown>",
+        "Language": "fr",
+        "AccountCode": "",
+        "Context": "from-trunk",
+        "Exten": "100",
+        "Priority": "1",
+        "Uniqueid": uniqueid,
+        "Linkedid": uniqueid,
+        "Cause": "16",
+        "Cause-txt": "Normal Clearing",
+    }
