@@ -1,0 +1,53 @@
+"""Tier 3: our Asterisk configuration, loaded by the real Asterisk 22.
+
+This is the config validation that counts: Asterisk itself parses every file;
+a boot with any WARNING or ERROR fails, and the objects the call centre needs
+must exist as Asterisk built them.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from callcenter.testing.instances import AsteriskInstance
+
+pytestmark = pytest.mark.asterisk
+
+
+def test_boot_is_clean(asterisk: AsteriskInstance) -> None:
+    console = asterisk.sandbox.console_log.read_text(errors="replace")
+    problems = [line for line in console.splitlines() if re.search(r"\b(WARNING|ERROR)\[", line)]
+    assert problems == []
+    assert "Asterisk Ready" in console
+
+
+def test_phones_are_built_for_recording_and_coaching(asterisk: AsteriskInstance) -> None:
+    for endpoint in ("agent1", "agent20", "supervisor1"):
+        detail = asterisk.cli(f"pjsip show endpoint {endpoint}")
+        assert re.search(r"direct_media\s+:\s+false", detail), endpoint
+        assert re.search(r"dtmf_mode\s+:\s+rfc4733", detail), endpoint
+        assert f"{endpoint}-auth" in detail, f"{endpoint} must require authentication"
+    trunk = asterisk.cli("pjsip show endpoint trunk")
+    assert re.search(r"context\s+:\s+from-trunk", trunk)
+
+
+def test_ami_user_and_dialplan(asterisk: AsteriskInstance) -> None:
+    user = asterisk.cli("manager show user callcenter")
+    assert "callcenter" in user
+    assert "originate" in user
+    dialplan = asterisk.cli("dialplan show from-trunk")
+    assert "AGI(${CALLCENTER_AGI}/inbound" in dialplan
+    assert "9999" in dialplan
+    assert f"agi://127.0.0.1:{asterisk.ports.agi}" in asterisk.cli(
+        "dialplan show globals"
+    )
+
+
+def test_french_and_english_prompts_are_installed(asterisk: AsteriskInstance) -> None:
+    sounds = asterisk.cli("core show sound beep")
+    assert "gsm" in sounds
+    root = asterisk.sandbox.root / "usr/share/asterisk/sounds"
+    assert (root / "fr" / "digits" / "1.gsm").exists()
+    assert (root / "en" / "digits" / "1.gsm").exists()
