@@ -63,11 +63,24 @@ def _fill(template: str, values: dict[str, str]) -> str:
 
 
 def dtmf_steps(digits: str, first_delay_ms: int, gap_ms: int) -> str:
-    """sipp XML that plays one RFC 4733 capture per digit, with pauses."""
-    steps = [f'  <pause milliseconds="{first_delay_ms}"/>'] if first_delay_ms else []
+    """sipp XML that plays one RFC 4733 capture per digit, with waits.
+
+    Each wait is a ``recv BYE`` with a timeout rather than a ``pause``: the far
+    end may hang up at any moment (an IVR that has heard enough), and sipp
+    aborts a call on a BYE that arrives during a pause.
+    """
+    steps: list[str] = []
+
+    def wait(ms: int) -> None:
+        label = f"w{len(steps)}"
+        steps.append(f'  <recv request="BYE" timeout="{ms}" ontimeout="{label}" next="bye"/>')
+        steps.append(f'  <label id="{label}"/>')
+
+    if first_delay_ms:
+        wait(first_delay_ms)
     for digit in digits:
         if digit == ",":
-            steps.append(f'  <pause milliseconds="{gap_ms}"/>')
+            wait(gap_ms)
             continue
         if digit not in DTMF_PCAP:
             raise SandboxError(f"no RFC 4733 capture for DTMF {digit!r}")
@@ -75,7 +88,7 @@ def dtmf_steps(digits: str, first_delay_ms: int, gap_ms: int) -> str:
             f'  <nop><action><exec play_pcap_audio="pcap/{DTMF_PCAP[digit]}"/></action></nop>'
         )
         # Each capture lasts about 0.25 s: let it finish before the next.
-        steps.append(f'  <pause milliseconds="{gap_ms}"/>')
+        wait(gap_ms)
     return "\n".join(steps)
 
 
