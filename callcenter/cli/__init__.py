@@ -12,7 +12,7 @@ from callcenter.errors import CallCenterError
 
 # Sub-command modules, in the order shown by --help.
 COMMANDS = ("run", "check_config", "asterisk", "db")
-OPTIONAL_COMMANDS = ("simulate", "wfm")
+OPTIONAL_COMMANDS = ("simulate", "wfm", "ivr")
 
 
 def build_parser() -> argparse.ArgumentParser:
