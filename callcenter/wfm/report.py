@@ -28,7 +28,7 @@ import numpy.typing as npt
 from callcenter.wfm.scenario import parse_clock
 from callcenter.wfm.simulator import SimulationResult
 
-__all__ = ["Figures", "IntervalFigures", "Report", "build_report", "format_report"]
+__all__ = ["Figures", "IntervalFigures", "Report", "build_report", "clock_label", "format_report"]
 
 BoolArray = npt.NDArray[np.bool_]
 
@@ -70,8 +70,11 @@ class Report:
     occupancy_by_group: dict[str, float]
     occupancy_by_skill: dict[str, float]
     intervals: list[IntervalFigures]
+    interval_sl_by_queue: dict[str, list[float]]  # SL per forecast interval, per queue
     waiting_series: npt.NDArray[np.float64]  # mean waiting calls per sample step, all queues
     sample_step: float
+    interval: float
+    start_label: str  # clock time of t = 0
     end_time: float
     agents: int
     offers: int
@@ -113,7 +116,7 @@ def _figures(result: SimulationResult, mask: BoolArray, target: npt.NDArray[np.f
     )
 
 
-def _clock(start_label: str, seconds: float) -> str:
+def clock_label(start_label: str, seconds: float) -> str:
     origin = parse_clock(start_label, 0.0, "start")
     minutes = round((origin + seconds) / 60.0)
     return f"{minutes // 60 % 24:02d}:{minutes % 60:02d}"
@@ -164,7 +167,7 @@ def build_report(result: SimulationResult) -> Report:
         intervals.append(
             IntervalFigures(
                 start=begin,
-                label=_clock(scenario.start, begin),
+                label=clock_label(scenario.start, begin),
                 offered=figures.offered,
                 service_level=figures.service_level,
                 asa=figures.asa,
@@ -173,6 +176,13 @@ def build_report(result: SimulationResult) -> Report:
                 waiting_max=int(peak_series[lo:hi].max()) if hi > lo else 0,
             )
         )
+    interval_sl_by_queue = {
+        spec.name: [
+            _figures(result, counted & (index == k) & (result.queue == i), target).service_level
+            for k in range(n_intervals)
+        ]
+        for i, spec in enumerate(scenario.queues)
+    }
     return Report(
         total=_figures(result, counted, target),
         by_queue=by_queue,
@@ -181,8 +191,11 @@ def build_report(result: SimulationResult) -> Report:
         occupancy_by_group=occupancy_by_group,
         occupancy_by_skill=occupancy_by_skill,
         intervals=intervals,
+        interval_sl_by_queue=interval_sl_by_queue,
         waiting_series=waiting_series,
         sample_step=step,
+        interval=interval,
+        start_label=scenario.start,
         end_time=result.end_time,
         agents=int(groups.size),
         offers=result.offers,
