@@ -19,6 +19,10 @@ from callcenter.errors import ScriptError
 DAY_NAMES: dict[str, int] = {
     "mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6,
     "lun": 0, "mar": 1, "mer": 2, "jeu": 3, "ven": 4, "sam": 5, "dim": 6,
+    "monday": 0, "tuesday": 1, "wednesday": 2, "thursday": 3, "friday": 4,
+    "saturday": 5, "sunday": 6,
+    "lundi": 0, "mardi": 1, "mercredi": 2, "jeudi": 3, "vendredi": 4,
+    "samedi": 5, "dimanche": 6,
 }  # fmt: skip
 
 
@@ -117,7 +121,7 @@ def parse_days(text: str) -> tuple[int, ...]:
         first, _, last = part.partition("-")
         if first not in DAY_NAMES or (last and last not in DAY_NAMES):
             raise ScriptError(
-                f"bad day {part!r}: expected mon..sun (or lun..dim), or a range like mon-fri"
+                f"bad day {part!r}: expected mon..sun or lun..dim, or a range like mon-fri"
             )
         lo = DAY_NAMES[first]
         hi = DAY_NAMES[last] if last else lo
@@ -131,7 +135,7 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ScriptError(f"unknown time zone {name!r} (e.g. Europe/Paris)") from exc
+        raise ScriptError(f"unknown time zone {name!r}") from exc
 
 
 @dataclass(frozen=True)

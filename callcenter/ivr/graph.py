@@ -90,6 +90,7 @@ STYLE = {
     "hangup": ("octagon", "#fecaca"),
 }
 TERMINAL = {"queue", "voicemail", "transfer", "hangup"}
+ALARMING = {"failure", "error", "locked", "fallback", "declined"}
 
 
 def _quote(text: str) -> str:
@@ -150,7 +151,8 @@ def _detail(node: AnyNode, language: str) -> str:
     if isinstance(node, TransferNode):
         return node.number or f"script {node.script}"
     if isinstance(node, SurveyNode):
-        return "CSAT 1-5" + (" + commentaire" if node.comment_prompt else "")
+        comment = " + commentaire" if language == "fr" else " + comment"
+        return "CSAT 1-5" + (comment if node.comment_prompt else "")
     if isinstance(node, SubflowNode):
         return node.flow
     return ""
@@ -164,6 +166,8 @@ def _edge_label(label: str, language: str) -> str:
     words = EDGE_LABELS.get(language, EDGE_LABELS["en"])
     if label in words:
         return words[label]
+    if len(label) == 1 and label in "0123456789*#":
+        return f"touche {label}" if language == "fr" else f"key {label}"
     return _wrap(label, 28, 2)
 
 
@@ -180,7 +184,7 @@ def _flow_lines(flow: Flow, language: str, indent: str) -> list[str]:
         if node.description:
             label += f"\n({_wrap(node.description, 34, 2)})"
         attrs = [f"label={_quote(label)}", f"shape={shape}", f'fillcolor="{fill}"']
-        if kind in TERMINAL:
+        if kind in TERMINAL or (isinstance(node, SurveyNode) and node.next is None):
             attrs.append("peripheries=2")
         lines.append(f"{indent}{_quote(_node_id(flow, nid))} [{', '.join(attrs)}];")
     return lines
@@ -190,9 +194,17 @@ def _edges(flow: Flow, language: str, script: Script) -> list[str]:
     lines: list[str] = []
     for nid, node in flow.nodes.items():
         source = _quote(_node_id(flow, nid))
+        # One arrow per destination: "échec / erreur" reads better than two
+        # parallel arrows to the same node.
+        merged: dict[str, list[str]] = {}
         for label, target in targets(node):
-            attrs = [f"label={_quote(_edge_label(label, language))}"] if label else []
-            if label in ("failure", "error", "locked", "fallback", "declined"):
+            labels = merged.setdefault(target, [])
+            if label and label not in labels:
+                labels.append(label)
+        for target, labels in merged.items():
+            text = " / ".join(_edge_label(label, language) for label in labels)
+            attrs = [f"label={_quote(text)}"] if text else []
+            if labels and all(label in ALARMING for label in labels):
                 attrs.append('color="#b91c1c", fontcolor="#b91c1c"')
             lines.append(f"  {source} -> {_quote(_node_id(flow, target))} [{', '.join(attrs)}];")
         if isinstance(node, SubflowNode):

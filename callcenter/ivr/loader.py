@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from types import MappingProxyType
+from zoneinfo import available_timezones
 
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
@@ -71,9 +72,14 @@ BUILTIN_NAMESPACES = frozenset({"customer", "survey"})
 _TAG = "tag:yaml.org,2002:"
 
 
-def suggest(name: str, candidates: Iterable[str]) -> str:
+def suggest_name(name: str, candidates: Iterable[str]) -> str | None:
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return close[0] if close else None
+
+
+def suggest(name: str, candidates: Iterable[str]) -> str:
+    close = suggest_name(name, candidates)
+    return f" (did you mean {close!r}?)" if close else ""
 
 
 @dataclass
@@ -96,6 +102,7 @@ class _Context:
         self.problems: list[Problem] = []
         self.languages: tuple[str, ...] = ("fr", "en")
         self.prompts: dict[str, Prompt] = {}
+        self.broken_prompts: set[str] = set()  # declared but invalid: already reported
         self.calendars: dict[str, Calendar] = {}
         self.refs: list[_Ref] = []
         self.subflow_refs: list[tuple[str, yaml.Node]] = []
@@ -148,6 +155,7 @@ class _Fields:
         self.what = what
         self.entries: dict[str, tuple[yaml.Node, yaml.Node]] = {}
         self.allowed: list[str] = []
+        self.missing: list[str] = []
         for key, value in node.value:
             if not isinstance(key, yaml.ScalarNode) or key.tag == _TAG + "null":
                 ctx.error(key, f"in {what}: keys must be names, found {_kind(key)}")
@@ -164,8 +172,8 @@ class _Fields:
             self.allowed.append(key)
         entry = self.entries.get(key)
         if entry is None:
-            if required:
-                self.ctx.error(self.node, f"{self.what} is missing {key!r}")
+            if required and key not in self.missing:
+                self.missing.append(key)
             return None
         return entry[1]
 
@@ -250,6 +258,13 @@ class _Fields:
         return _expr(self.ctx, node, f"{self.what}: {key!r}")
 
     def finish(self) -> None:
+        # A misspelled required key is one mistake, not two: report the
+        # unknown key with its suggestion and not the missing one.
+        unknown = [name for name in self.entries if name not in self.allowed]
+        guessed = {suggest_name(name, self.allowed) for name in unknown}
+        for key in self.missing:
+            if key not in guessed:
+                self.ctx.error(self.node, f"{self.what} is missing {key!r}")
         for name, (key, _value) in self.entries.items():
             if name not in self.allowed:
                 hint = suggest(name, self.allowed)
@@ -266,10 +281,11 @@ def _text(
     pattern: re.Pattern[str] | None = None,
     expected: str = "",
 ) -> str | None:
+    if isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "int" and ":" in node.value:
+        # YAML 1.1 reads 9:30 as the base-60 number 570.
+        ctx.error(node, f'{what}: write times in quotes, e.g. "09:00-12:00"')
+        return None
     if not isinstance(node, yaml.ScalarNode) or node.tag not in (_TAG + "str", _TAG + "int"):
-        if isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "int" and ":" in node.value:
-            ctx.error(node, f'{what}: write times in quotes, e.g. "09:00-12:00"')
-            return None
         ctx.error(node, f"{what} must be text, found {_kind(node)}")
         return None
     text = str(node.value)
@@ -302,7 +318,7 @@ def _prompt(ctx: _Context, node: yaml.Node, default_id: str, what: str) -> Promp
         if name is None:
             return None
         prompt = ctx.prompts.get(name)
-        if prompt is None:
+        if prompt is None and name not in ctx.broken_prompts:
             hint = suggest(name, ctx.prompts)
             ctx.error(
                 node,
@@ -887,6 +903,8 @@ def _prompts(ctx: _Context, section: yaml.MappingNode) -> None:
         prompt = _prompt(ctx, node, pid, f"prompt {pid!r}")
         if prompt is not None:
             ctx.prompts[pid] = prompt
+        else:
+            ctx.broken_prompts.add(pid)
 
 
 def _calendars(ctx: _Context, section: yaml.MappingNode) -> None:
@@ -901,7 +919,8 @@ def _calendars(ctx: _Context, section: yaml.MappingNode) -> None:
             try:
                 check_zone(tz)
             except ScriptError as exc:
-                ctx.error(f.raw("timezone") or body, f"calendar {name!r}: {exc}")
+                hint = suggest(tz, available_timezones())
+                ctx.error(f.raw("timezone") or body, f"calendar {name!r}: {exc}{hint}")
                 tz = None
         sets_node = f.raw("holidays")
         sets: list[str] = []
