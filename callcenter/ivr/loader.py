@@ -262,9 +262,9 @@ class _Fields:
         # unknown key with its suggestion and not the missing one.
         unknown = [name for name in self.entries if name not in self.allowed]
         guessed = {suggest_name(name, self.allowed) for name in unknown}
-        for key in self.missing:
-            if key not in guessed:
-                self.ctx.error(self.node, f"{self.what} is missing {key!r}")
+        for missing in self.missing:
+            if missing not in guessed:
+                self.ctx.error(self.node, f"{self.what} is missing {missing!r}")
         for name, (key, _value) in self.entries.items():
             if name not in self.allowed:
                 hint = suggest(name, self.allowed)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -131,10 +133,8 @@ def test_repeated_concatenation_is_bounded() -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet=st.characters(codec="utf-8"), max_size=120))
 def test_any_text_parses_or_fails_as_script_error(source: str) -> None:
-    try:
+    with contextlib.suppress(ScriptError):
         evaluate_text(source, VARS)
-    except ScriptError:
-        pass
 
 
 @settings(max_examples=200, deadline=None)
@@ -148,7 +148,5 @@ def test_any_text_parses_or_fails_as_script_error(source: str) -> None:
     )
 )  # fmt: skip
 def test_token_soup_never_raises_anything_else(tokens: list[str]) -> None:
-    try:
+    with contextlib.suppress(ScriptError):
         evaluate_text(" ".join(tokens), VARS)
-    except ScriptError:
-        pass

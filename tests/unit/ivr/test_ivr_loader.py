@@ -154,8 +154,9 @@ def test_minimal_script_loads_with_defaults() -> None:
         (MINIMAL + "  g:\n    type: subflow\n    flow: verif\n    next: a\n",
          "7:11 unknown subflow 'verif'"),
         (MINIMAL + "  h:\n    type: http\n    url: ftp://x\n    next: a\n    on_error: a\n",
-         "7:10 http node 'h': 'url': 'ftp://x' is not valid; expected an http:// or https:// address"),
-        (MINIMAL + "  h:\n    type: http\n    url: 'https://x/${a b}'\n    next: a\n    on_error: a\n",
+         "7:10 http node 'h': 'url': 'ftp://x' is not valid; expected an http://"),
+        (MINIMAL + "  h:\n    type: http\n    url: 'https://x/${a b}'\n"
+         "    next: a\n    on_error: a\n",
          "7:21 bad placeholder ${a b}"),
     ],
 )  # fmt: skip
