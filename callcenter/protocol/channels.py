@@ -611,17 +611,26 @@ class ChannelTracker:
         self._bridges[bridge_id] = bridge
         self._set(channel.uniqueid, changes, bridge_id=bridge_id)
         if len(bridge.members) == 2:
-            other = (
-                bridge.members[0] if bridge.members[1] == channel.uniqueid else bridge.members[1]
-            )
-            entered = self._channels[channel.uniqueid]
-            changes.append(Bridged(self.node, entered.linkedid, bridge_id, other, channel.uniqueid))
+            self._bridged(bridge, changes)
 
-    def _drop_member(self, bridge_id: str, uniqueid: str) -> None:
+    def _bridged(self, bridge: Bridge, changes: list[Change]) -> None:
+        a, b = bridge.members
+        latest = self._channels.get(b)
+        call = latest.linkedid if latest is not None else b
+        changes.append(Bridged(self.node, call, bridge.bridge_id, a, b))
+
+    def _drop_member(
+        self, bridge_id: str, uniqueid: str, changes: list[Change] | None = None
+    ) -> None:
         bridge = self._bridges.get(bridge_id)
         if bridge is not None and uniqueid in bridge.members:
             members = tuple(m for m in bridge.members if m != uniqueid)
-            self._bridges[bridge_id] = dataclasses.replace(bridge, members=members)
+            bridge = dataclasses.replace(bridge, members=members)
+            self._bridges[bridge_id] = bridge
+            # Down from three to two (a Local pair optimised away, a swap in
+            # a transfer): the two left are now talking.
+            if changes is not None and len(members) == 2:
+                self._bridged(bridge, changes)
 
     def _on_bridge_leave(self, event: BridgeLeave, changes: list[Change]) -> None:
         channel = self._touch(event.snapshot, event, changes)
@@ -630,10 +639,10 @@ class ChannelTracker:
         bridge_id = event.bridge.uniqueid
         if channel.bridge_id != bridge_id:
             self._anomaly("left a bridge it was not in", event, channel.uniqueid, bridge_id)
-        self._drop_member(bridge_id, channel.uniqueid)
         if channel.bridge_id == bridge_id:
             self._set(channel.uniqueid, changes, bridge_id=None)
         changes.append(Unbridged(self.node, bridge_id, channel.uniqueid))
+        self._drop_member(bridge_id, channel.uniqueid, changes)
 
     def _on_bridge_destroy(self, event: BridgeDestroy, changes: list[Change]) -> None:
         bridge = self._bridges.pop(event.bridge.uniqueid, None)
