@@ -54,10 +54,15 @@ def build_stream(n: int) -> bytes:
             dest = [(f"Dest{k}", v) for k, v in channel_fields(i + 1, "agent1")[1:]]
             fields += [*dest, ("DialString", "agent1")]
         elif kind == "BridgeEnter":
-            fields += [("BridgeUniqueid", f"b-{i}"), ("BridgeType", "basic"),
-                       ("BridgeTechnology", "simple_bridge"), ("BridgeCreator", "<unknown>"),
-                       ("BridgeName", "<unknown>"), ("BridgeNumChannels", "2"),
-                       ("BridgeVideoSourceMode", "none")]
+            fields += [
+                ("BridgeUniqueid", f"b-{i}"),
+                ("BridgeType", "basic"),
+                ("BridgeTechnology", "simple_bridge"),
+                ("BridgeCreator", "<unknown>"),
+                ("BridgeName", "<unknown>"),
+                ("BridgeNumChannels", "2"),
+                ("BridgeVideoSourceMode", "none"),
+            ]
         elif kind == "Hangup":
             fields += [("Cause", "16"), ("Cause-txt", "Normal Clearing")]
         chunks.append(frame(fields))

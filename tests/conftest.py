@@ -42,12 +42,15 @@ async def loop_guard() -> AsyncIterator[None]:
     yield
     # Give finishing tasks a few turns of the loop to complete.
     for _ in range(20):
-        leftover = asyncio.all_tasks() - before - {asyncio.current_task()}
+        leftover = {
+            t for t in asyncio.all_tasks() - before - {asyncio.current_task()} if not t.done()
+        }
         if not leftover:
             break
         await asyncio.sleep(0.01)
     loop.set_exception_handler(previous)
     assert not errors, f"unhandled exceptions reached the event loop: {errors}"
+    leftover = {t for t in leftover if not t.done()}
     assert not leftover, f"tasks left running (no owner awaited them): {leftover}"
 
 

@@ -17,7 +17,10 @@ by a test:
   never to event callbacks (``OriginateResponse`` was invisible). Here events
   that answer a single action are delivered to the event stream as well.
 * ``Originate`` without an ``Async`` key raised KeyError inside
-  ``data_received`` (panoramisk issue 90). Here ``originate`` always sets it,
+  ``data_received`` (panoramisk issue 90): the error is in the heuristics that
+  guess whether a reply spans several messages. Here every action says
+  whether its reply is a list, so those heuristics never run (they also held
+  an Async Originate until its OriginateResponse, up to the whole ring time);
   and any error while completing an action fails that action only.
 * Coroutine callbacks ran through fire-and-forget ``ensure_future``. Here
   events are parsed once at the edge into typed dataclasses and delivered
@@ -61,6 +64,7 @@ from callcenter.protocol.ami_events import (
     CoreShowChannel,
     parse_event,
 )
+from callcenter.tasks import cancel_and_wait
 
 log = structlog.get_logger("callcenter.ami")
 
@@ -133,8 +137,12 @@ class _Protocol(asyncio.Protocol):
         for item in self._parser.feed(data):
             if isinstance(item, AmiFrameError):
                 self._client._malformed(str(item), None)
-            else:
+                continue
+            try:
                 self._frame(item)
+            except Exception as exc:
+                # One bad frame (or a bug handling it) must not kill the link.
+                self._client._malformed(f"{type(exc).__name__}: {exc}", item)
 
     def _frame(self, frame: AmiFrame) -> None:
         self._client.stats.frames += 1
@@ -160,7 +168,9 @@ class _Protocol(asyncio.Protocol):
             self.pending.pop(action.action_id, None)
             if not action.future.done():
                 action.future.set_exception(
-                    AMIProtocolError(f"AMI action {action['action']}: bad reply {frame.name}: {exc}")
+                    AMIProtocolError(
+                        f"AMI action {action['action']}: bad reply {frame.name}: {exc}"
+                    )
                 )
             return
         if done or action.future.done():
@@ -176,6 +186,9 @@ class _Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         reason = str(exc) if exc else "closed by peer"
+        # At once, not when the session's cleanup runs: a retrying sender
+        # must not see a link that is already gone as connected.
+        self._client._connected.clear()
         for action in self.pending.values():
             if not action.future.done():
                 action.future.set_exception(
@@ -184,6 +197,11 @@ class _Protocol(asyncio.Protocol):
         self.pending.clear()
         if not self.lost.done():
             self.lost.set_result(reason)
+
+
+def _consume_exception(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _to_message(frame: AmiFrame) -> Message:
@@ -215,6 +233,8 @@ class AmiClient:
         self._handlers: list[Handler] = []
         self._backlog: deque[StreamItem] = deque()
         self._backlog_ready = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._handling = False
         self._protocol: _Protocol | None = None
         self._connected = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -244,11 +264,7 @@ class AmiClient:
         if self._protocol is not None and self._protocol.transport is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.send("Logoff"), 1.0)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         if self._protocol is not None and self._protocol.transport is not None:
             self._protocol.transport.abort()
@@ -259,18 +275,17 @@ class AmiClient:
     def connected(self) -> bool:
         return self._connected.is_set()
 
-    async def wait_connected(self, timeout: float | None = None) -> None:
+    async def wait_connected(self, seconds: float | None = None) -> None:
         try:
-            await asyncio.wait_for(self._connected.wait(), timeout)
+            await asyncio.wait_for(self._connected.wait(), seconds)
         except TimeoutError:
-            raise AMITimeout(f"AMI to {self.node} not connected after {timeout} s") from None
+            raise AMITimeout(f"AMI to {self.node} not connected after {seconds} s") from None
 
     async def drain(self) -> None:
         """Wait until every item received so far has been handled (tests, shutdown)."""
-        while self._backlog:
-            await asyncio.sleep(0.001)
-        # One more turn so the item being handled finishes.
-        await asyncio.sleep(0)
+        while self._backlog or self._handling:
+            self._drained.clear()
+            await self._drained.wait()
 
     # -------------------------------------------------------------- actions
     async def send(
@@ -287,12 +302,15 @@ class AmiClient:
         link drops before the answer, AMITimeout if no answer in time.
         """
         protocol = self._protocol
-        if protocol is None or not self._connected.is_set() and action != "Login":
+        if protocol is None or (not self._connected.is_set() and action != "Login"):
             raise AMIDisconnected(f"AMI link to {self.node} is down")
         request = Action(
             {"Action": action, "ActionID": f"cc-{self.node}-{next(self._ids)}", **(headers or {})},
-            as_list=as_list or None,
+            as_list=as_list,
         )
+        # If this sender is cancelled, nobody awaits the future any more: its
+        # exception (e.g. AMIDisconnected) is expected, not "never retrieved".
+        request.future.add_done_callback(_consume_exception)
         protocol.send(request)
         try:
             await asyncio.wait_for(
@@ -354,17 +372,20 @@ class AmiClient:
         if variables:
             headers["Variable"] = [f"{k}={v}" for k, v in variables.items()]
         deadline = self._clock.now() + retry_window
+        unsure = False  # True once a send may have reached Asterisk unanswered
         while True:
             try:
+                if unsure and await self.channel_exists(uniqueid):
+                    log.info("ami.originate_confirmed", node=self.node, uniqueid=uniqueid)
+                    return uniqueid
                 await self.send("Originate", headers)
                 return uniqueid
             except AMIDisconnected:
-                if self._clock.now() > deadline:
+                unsure = True
+                remaining = deadline - self._clock.now()
+                if remaining <= 0:
                     raise
-                await self.wait_connected(timeout=max(0.1, deadline - self._clock.now()))
-                if await self.channel_exists(uniqueid):
-                    log.info("originate.confirmed_after_reconnect", node=self.node, uniqueid=uniqueid)
-                    return uniqueid
+                await self.wait_connected(remaining)
 
     def new_channel_id(self) -> str:
         # Unique per daemon run and node; Asterisk uses it as the Uniqueid.
@@ -413,14 +434,13 @@ class AmiClient:
         loop = asyncio.get_running_loop()
         try:
             _transport, protocol = await asyncio.wait_for(
-                loop.create_connection(
-                    lambda: _Protocol(self), self.config.host, self.config.port
-                ),
+                loop.create_connection(lambda: _Protocol(self), self.config.host, self.config.port),
                 self.config.action_timeout,
             )
         except TimeoutError:
             raise AMITimeout(f"AMI connect to {self.config.host}:{self.config.port}") from None
         self._protocol = protocol
+        watchdog: asyncio.Task[None] | None = None
         try:
             await self._login()
             self._connected.set()
@@ -428,18 +448,21 @@ class AmiClient:
                 self.stats.reconnects += 1
             log.info("ami.connected", node=self.node, reconnect=reconnect)
             self._push(Connected(self.node, self._clock.now(), reconnect))
+            # Watch the link from the first moment: the resync itself may hang.
+            watchdog = asyncio.create_task(self._watchdog(protocol), name=f"ami-ping-{self.node}")
             channels, bridges = await self.snapshot()
             self._push(Resync(self.node, self._clock.now(), channels, bridges))
-            watchdog = asyncio.create_task(self._watchdog(protocol), name=f"ami-ping-{self.node}")
-            try:
-                reason = await protocol.lost
-            finally:
-                watchdog.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watchdog
-            log.warning("ami.disconnected", node=self.node, reason=reason)
-            self._push(Disconnected(self.node, self._clock.now(), reason))
+            await protocol.lost
         finally:
+            # Reap the watchdog first: nothing below may skip it.
+            if watchdog is not None:
+                await cancel_and_wait([watchdog])
+            if self._connected.is_set() or protocol.lost.done():
+                # Cancelling this task also cancels the `lost` future it awaited.
+                lost = protocol.lost
+                reason = lost.result() if lost.done() and not lost.cancelled() else "stopped"
+                log.warning("ami.disconnected", node=self.node, reason=reason)
+                self._push(Disconnected(self.node, self._clock.now(), reason))
             self._connected.clear()
             if protocol.transport is not None:
                 protocol.transport.abort()
@@ -492,7 +515,7 @@ class AmiClient:
             "ami.malformed",
             node=self.node,
             error=error,
-            event=frame.name if frame is not None else None,
+            ami_event=frame.name if frame is not None else None,
         )
 
     def _push(self, item: StreamItem) -> None:
@@ -523,6 +546,7 @@ class AmiClient:
             await self._backlog_ready.wait()
             while self._backlog:
                 item = self._backlog.popleft()
+                self._handling = True
                 for handler in self._handlers:
                     try:
                         result = handler(item)
@@ -539,7 +563,8 @@ class AmiClient:
                             item=type(item).__name__,
                             uniqueid=getattr(item, "uniqueid", None),
                         )
+                self._handling = False
                 if self._reads_paused and len(self._backlog) <= low_water:
                     self._resume_reading()
             self._backlog_ready.clear()
-
+            self._drained.set()

@@ -41,7 +41,9 @@ def run(args: argparse.Namespace) -> int:
     sandbox = sandbox_from_args(args)
     if args.action == "start":
         creds = sandbox.start()
-        print(f"asterisk {sandbox.name}: running, AMI {creds.host}:{creds.port} user {creds.username}")
+        print(
+            f"asterisk {sandbox.name}: running, AMI {creds.host}:{creds.port} user {creds.username}"
+        )
         print(f"AMI secret file: {sandbox.secret_file}")
     elif args.action == "stop":
         sandbox.stop()
@@ -54,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
             return 1
     elif args.action == "cli":
         if not args.command:
-            print("usage: callcenter asterisk cli \"<command>\"")
+            print('usage: callcenter asterisk cli "<command>"')
             return 2
         print(sandbox.cli(args.command), end="")
     elif args.action == "logs":

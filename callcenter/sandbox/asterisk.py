@@ -266,7 +266,10 @@ def render_config(filename: str, text: str, sandbox: AsteriskSandbox) -> str:
             ("trunk", "contact"): f"sip:127.0.0.1:{p.trunk}",
         }
     elif filename == "rtp.conf":
-        overrides = {("general", "rtpstart"): str(p.rtp_start), ("general", "rtpend"): str(p.rtp_end)}
+        overrides = {
+            ("general", "rtpstart"): str(p.rtp_start),
+            ("general", "rtpend"): str(p.rtp_end),
+        }
     elif filename == "extensions.conf":
         overrides = {("globals", "CALLCENTER_AGI"): f"agi://127.0.0.1:{p.agi}"}
     elif filename == "pjsip_phones.conf" and p.phones_contact:

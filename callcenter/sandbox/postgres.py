@@ -72,21 +72,49 @@ class PostgresSandbox:
             shutil.chown(self.data_dir.parent, self._as_user)
         if not (self.data_dir / "PG_VERSION").exists():
             self._run(
-                [_bin("initdb"), "-D", str(self.data_dir), "-A", "trust", "-E", "UTF8",
-                 "--locale=C.UTF-8", "-U", self._role]
+                [
+                    _bin("initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-A",
+                    "trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                    "-U",
+                    self._role,
+                ]
             )
         log = self.data_dir / "server.log"
         self._run(
-            [_bin("pg_ctl"), "-D", str(self.data_dir), "-l", str(log), "-w", "-t", str(int(timeout)),
-             "-o", f"-p {self.port} -c listen_addresses=127.0.0.1 -k /tmp -c fsync=off "
-             "-c synchronous_commit=off -c full_page_writes=off",
-             "start"]
+            [
+                _bin("pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(log),
+                "-w",
+                "-t",
+                str(int(timeout)),
+                "-o",
+                f"-p {self.port} -c listen_addresses=127.0.0.1 -k /tmp -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off",
+                "start",
+            ]
         )
         deadline = time.monotonic() + timeout
         while True:
             created = self._run(
-                [_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self._role,
-                 self.database],
+                [
+                    _bin("createdb"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    self._role,
+                    self.database,
+                ],
                 check=False,
             )
             if created.returncode == 0 or "already exists" in created.stderr:
@@ -98,7 +126,9 @@ class PostgresSandbox:
     def stop(self) -> None:
         if (self.data_dir / "postmaster.pid").exists():
             with contextlib.suppress(SandboxError):
-                self._run([_bin("pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "-w", "stop"])
+                self._run(
+                    [_bin("pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "-w", "stop"]
+                )
 
     def destroy(self) -> None:
         self.stop()

@@ -10,7 +10,6 @@ the same scenarios against the sandbox Asterisk.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Mapping
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
@@ -43,11 +42,10 @@ class FakeAmiServer:
         if self._server is not None:
             self._server.close()
         self.drop()
-        for task in list(self._handlers):
-            task.cancel()
-        for task in list(self._handlers):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # The handler tasks belong to asyncio.start_server: closing their
+        # sockets ends them; cancelling them would trip asyncio's own callback.
+        if self._handlers:
+            await asyncio.wait(list(self._handlers), timeout=5)
         if self._server is not None:
             await self._server.wait_closed()
 
@@ -98,42 +96,110 @@ class FakeAmiServer:
         if name == "login":
             if action.get("Secret") == self.secret:
                 self.logins += 1
-                writer.write(frame({"Response": "Success", "ActionID": aid,
-                                    "Message": "Authentication accepted"}))
-                writer.write(frame({"Event": "FullyBooted", "Privilege": "system,all",
-                                    "Uptime": "10", "LastReload": "10",
-                                    "Status": "Fully Booted"}))
+                writer.write(
+                    frame(
+                        {
+                            "Response": "Success",
+                            "ActionID": aid,
+                            "Message": "Authentication accepted",
+                        }
+                    )
+                )
+                writer.write(
+                    frame(
+                        {
+                            "Event": "FullyBooted",
+                            "Privilege": "system,all",
+                            "Uptime": "10",
+                            "LastReload": "10",
+                            "Status": "Fully Booted",
+                        }
+                    )
+                )
                 self.connected.set()
             else:
-                writer.write(frame({"Response": "Error", "ActionID": aid,
-                                    "Message": "Authentication failed"}))
+                writer.write(
+                    frame(
+                        {"Response": "Error", "ActionID": aid, "Message": "Authentication failed"}
+                    )
+                )
         elif name == "ping":
-            writer.write(frame({"Response": "Success", "ActionID": aid, "Ping": "Pong",
-                                "Timestamp": "1700000000.000000"}))
+            writer.write(
+                frame(
+                    {
+                        "Response": "Success",
+                        "ActionID": aid,
+                        "Ping": "Pong",
+                        "Timestamp": "1700000000.000000",
+                    }
+                )
+            )
         elif name == "coreshowchannels":
-            writer.write(frame({"Response": "Success", "ActionID": aid, "EventList": "start",
-                                "Message": "Channels will follow"}))
+            writer.write(
+                frame(
+                    {
+                        "Response": "Success",
+                        "ActionID": aid,
+                        "EventList": "start",
+                        "Message": "Channels will follow",
+                    }
+                )
+            )
             for channel in self.channels:
                 writer.write(frame({"Event": "CoreShowChannel", "ActionID": aid, **channel}))
-            writer.write(frame({"Event": "CoreShowChannelsComplete", "ActionID": aid,
-                                "EventList": "Complete",
-                                "ListItems": str(len(self.channels))}))
+            writer.write(
+                frame(
+                    {
+                        "Event": "CoreShowChannelsComplete",
+                        "ActionID": aid,
+                        "EventList": "Complete",
+                        "ListItems": str(len(self.channels)),
+                    }
+                )
+            )
         elif name == "bridgelist":
-            writer.write(frame({"Response": "Success", "ActionID": aid, "EventList": "start",
-                                "Message": "Bridge listing will follow"}))
-            writer.write(frame({"Event": "BridgeListComplete", "ActionID": aid,
-                                "EventList": "Complete", "ListItems": "0"}))
+            writer.write(
+                frame(
+                    {
+                        "Response": "Success",
+                        "ActionID": aid,
+                        "EventList": "start",
+                        "Message": "Bridge listing will follow",
+                    }
+                )
+            )
+            writer.write(
+                frame(
+                    {
+                        "Event": "BridgeListComplete",
+                        "ActionID": aid,
+                        "EventList": "Complete",
+                        "ListItems": "0",
+                    }
+                )
+            )
         elif name == "originate":
             if self.hold_originate:
                 return
-            writer.write(frame({"Response": "Success", "ActionID": aid,
-                                "Message": "Originate successfully queued"}))
+            writer.write(
+                frame(
+                    {
+                        "Response": "Success",
+                        "ActionID": aid,
+                        "Message": "Originate successfully queued",
+                    }
+                )
+            )
         elif name == "logoff":
-            writer.write(frame({"Response": "Goodbye", "ActionID": aid,
-                                "Message": "Thanks for all the fish."}))
+            writer.write(
+                frame(
+                    {"Response": "Goodbye", "ActionID": aid, "Message": "Thanks for all the fish."}
+                )
+            )
         else:
-            writer.write(frame({"Response": "Error", "ActionID": aid,
-                                "Message": "Invalid/unknown command"}))
+            writer.write(
+                frame({"Response": "Error", "ActionID": aid, "Message": "Invalid/unknown command"})
+            )
 
 
 def channel_entry(uniqueid: str, name: str, linkedid: str | None = None) -> dict[str, str]:

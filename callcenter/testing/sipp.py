@@ -23,8 +23,11 @@ from callcenter.errors import SandboxError
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 PCAP_DIR = Path("/usr/share/sip-tester")
-DTMF_PCAP = {**{str(d): f"dtmf_2833_{d}.pcap" for d in range(10)}, "*": "dtmf_2833_star.pcap",
-             "#": "dtmf_2833_pound.pcap"}
+DTMF_PCAP = {
+    **{str(d): f"dtmf_2833_{d}.pcap" for d in range(10)},
+    "*": "dtmf_2833_star.pcap",
+    "#": "dtmf_2833_pound.pcap",
+}
 
 
 def free_udp_port() -> int:
@@ -40,9 +43,10 @@ def free_udp_port_pair() -> int:
         port = free_udp_port()
         if port % 2 == 0 and port < 65000:
             try:
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, socket.socket(
-                    socket.AF_INET, socket.SOCK_DGRAM
-                ) as b:
+                with (
+                    socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a,
+                    socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b,
+                ):
                     a.bind(("127.0.0.1", port))
                     b.bind(("127.0.0.1", port + 1))
                     return port
@@ -161,14 +165,20 @@ class Sipp:
             raise SandboxError("sipp not found: run `make setup` (Debian package sip-tester)")
         self.process = await asyncio.create_subprocess_exec(
             "sipp",
-            "-sf", str(self.scenario),
-            "-i", "127.0.0.1",
-            "-p", str(self.port),
-            "-mi", "127.0.0.1",
-            "-mp", str(self.media_port),
+            "-sf",
+            str(self.scenario),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            str(self.media_port),
             "-nostdin",
             "-trace_err",
-            "-error_file", str(self.workdir / "errors.log"),
+            "-error_file",
+            str(self.workdir / "errors.log"),
             *self.args,
             cwd=self.workdir,
             stdin=asyncio.subprocess.DEVNULL,

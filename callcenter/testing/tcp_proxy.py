@@ -10,7 +10,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+
+from callcenter.tasks import cancel_and_wait
 
 
 class TcpProxy:
@@ -51,11 +52,7 @@ class TcpProxy:
         self._refusing = False
 
     async def _reap(self) -> None:
-        for task in list(self._pipes):
-            task.cancel()
-        for task in list(self._pipes):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(list(self._pipes))
         self._pipes.clear()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

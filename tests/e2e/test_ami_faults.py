@@ -31,8 +31,9 @@ async def proxied_client(
 ) -> AsyncIterator[tuple[AmiClient, TcpProxy, ChannelTracker, list[StreamItem]]]:
     proxy = TcpProxy("127.0.0.1", asterisk.ports.ami)
     await proxy.start()
-    config = AmiConfig(port=proxy.port, ping_interval=0.5, ping_timeout=0.5,
-                       reconnect_min=0.1, reconnect_max=0.5)
+    config = AmiConfig(
+        port=proxy.port, ping_interval=0.5, ping_timeout=0.5, reconnect_min=0.1, reconnect_max=0.5
+    )
     client = AmiClient(config, SecretStr(asterisk.ami.secret))
     tracker = ChannelTracker(node="node1")
     received: list[StreamItem] = []
@@ -71,8 +72,10 @@ def agent_channels(asterisk: AsteriskInstance, endpoint: str) -> list[str]:
 async def test_cut_and_half_open_link_reconnect_and_resync_live_call(
     asterisk: AsteriskInstance,
 ) -> None:
-    async with sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=100), \
-            proxied_client(asterisk) as (client, proxy, tracker, received):
+    async with (
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=100),
+        proxied_client(asterisk) as (client, proxy, tracker, received),
+    ):
         # A live call: agent1's phone answers and the channel waits 30 s.
         uniqueid = await client.originate(
             "PJSIP/agent1", application="Wait", data="30", timeout_ms=5000
@@ -100,8 +103,10 @@ async def test_cut_and_half_open_link_reconnect_and_resync_live_call(
 
 
 async def test_originate_sent_just_before_a_cut_rings_once(asterisk: AsteriskInstance) -> None:
-    async with sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=100), \
-            proxied_client(asterisk) as (client, proxy, _tracker, _received):
+    async with (
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=100),
+        proxied_client(asterisk) as (client, proxy, _tracker, _received),
+    ):
         task = asyncio.create_task(
             client.originate("PJSIP/agent2", application="Wait", data="20", timeout_ms=5000)
         )

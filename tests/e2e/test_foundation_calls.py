@@ -7,14 +7,15 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
-from callcenter.adapters.ami import StreamItem
 from callcenter.adapters.fastagi import AgiSession, FastAgiServer
+
+from callcenter.adapters.ami import StreamItem
 from callcenter.config import Settings
 from callcenter.daemon import Daemon
 from callcenter.errors import AGIHangup
 from callcenter.flows.selftest import VARIABLE
-from callcenter.testing.sipp import sipp_caller
 from callcenter.testing.instances import AsteriskInstance
+from callcenter.testing.sipp import sipp_caller
 
 pytestmark = pytest.mark.asterisk
 
@@ -22,8 +23,12 @@ pytestmark = pytest.mark.asterisk
 def daemon_settings(asterisk: AsteriskInstance) -> Settings:
     return Settings.model_validate(
         {
-            "ami": {"port": asterisk.ports.ami, "secret": asterisk.ami.secret,
-                    "ping_interval": 1.0, "ping_timeout": 1.0},
+            "ami": {
+                "port": asterisk.ports.ami,
+                "secret": asterisk.ami.secret,
+                "ping_interval": 1.0,
+                "ping_timeout": 1.0,
+            },
             "agi": {"port": asterisk.ports.agi},
             "http": {"port": 0},
         }
@@ -45,13 +50,16 @@ async def test_selftest_reads_real_dtmf_and_sets_a_variable(asterisk: AsteriskIn
     async with running_daemon(asterisk) as daemon:
         seen: list[StreamItem] = []
         daemon.ami.subscribe(seen.append)
-        async with sipp_caller(asterisk.ports.sip, "9999", digits="123", first_delay_ms=1500) as sipp:
+        async with sipp_caller(
+            asterisk.ports.sip, "9999", digits="123", first_delay_ms=1500
+        ) as sipp:
             result = await sipp.wait(timeout=40)
         assert result.ok, result.errors or result.stderr
         await daemon.ami.drain()
         dtmf = [getattr(e, "digit", None) for e in seen if type(e).__name__ == "DTMFEnd"]
         varsets = [
-            e for e in seen
+            e
+            for e in seen
             if type(e).__name__ == "VarSet" and getattr(e, "variable", None) == VARIABLE
         ]
         assert [d for d in dtmf if d] == ["1", "2", "3"]
@@ -75,8 +83,9 @@ async def test_caller_hangup_during_agi_command_ends_handler_cleanly(
         finally:
             done.set()
 
-    server = FastAgiServer("127.0.0.1", asterisk.ports.agi, {"selftest": long_prompt},
-                           idle_timeout=30)
+    server = FastAgiServer(
+        "127.0.0.1", asterisk.ports.agi, {"selftest": long_prompt}, idle_timeout=30
+    )
     await server.start()
     try:
         async with sipp_caller(asterisk.ports.sip, "9999", hangup_after_ms=1500) as sipp:
@@ -101,4 +110,3 @@ async def wait_no_channels(asterisk: AsteriskInstance, timeout: float = 5.0) -> 
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"channels left in Asterisk: {asterisk.cli('core show channels')}")
         await asyncio.sleep(0.2)
-

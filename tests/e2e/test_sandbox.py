@@ -40,9 +40,7 @@ def test_ami_user_and_dialplan(asterisk: AsteriskInstance) -> None:
     dialplan = asterisk.cli("dialplan show from-trunk")
     assert "AGI(${CALLCENTER_AGI}/inbound" in dialplan
     assert "9999" in dialplan
-    assert f"agi://127.0.0.1:{asterisk.ports.agi}" in asterisk.cli(
-        "dialplan show globals"
-    )
+    assert f"agi://127.0.0.1:{asterisk.ports.agi}" in asterisk.cli("dialplan show globals")
 
 
 def test_french_and_english_prompts_are_installed(asterisk: AsteriskInstance) -> None:

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from callcenter.adapters.ami import AmiClient, Connected, Resync, StreamItem
+from callcenter.adapters.ami import AmiClient, Resync, StreamItem
 from callcenter.config import AmiConfig
 from callcenter.errors import AMIDisconnected, AMIProtocolError, AsteriskError
 from callcenter.testing.ami_server import FakeAmiServer, channel_entry
@@ -46,6 +46,8 @@ async def running(
         yield client, received
     finally:
         await client.stop()
+        alive = [t for t in asyncio.all_tasks() if t.get_name().startswith("ami-") and not t.done()]
+        assert alive == [], f"AmiClient.stop() left tasks running: {alive}"
 
 
 @pytest.fixture
@@ -77,7 +79,8 @@ async def test_connects_and_delivers_resync_snapshot(server: FakeAmiServer) -> N
         await wait_for(lambda: any(isinstance(i, Resync) for i in received))
         resync = next(i for i in received if isinstance(i, Resync))
         assert [c.uniqueid for c in resync.channels] == ["node1-1.1"]
-        assert isinstance(received[0], Connected)
+        kinds = names(received)
+        assert kinds.index("Connected") < kinds.index("Resync")
         assert client.connected
 
 
@@ -100,8 +103,10 @@ async def test_pending_action_fails_on_disconnect_and_is_never_resent(
     server.hold_originate = True
     async with running(server) as (client, _received):
         pending = asyncio.create_task(
-            client.send("Originate", {"Channel": "PJSIP/agent1", "Async": "true",
-                                      "Application": "Wait", "Data": "1"})
+            client.send(
+                "Originate",
+                {"Channel": "PJSIP/agent1", "Async": "true", "Application": "Wait", "Data": "1"},
+            )
         )
         await wait_for(lambda: server.count("Originate") == 1)
         server.drop()
@@ -149,7 +154,8 @@ async def test_half_open_link_is_detected_by_ping_and_reconnected(
     server: FakeAmiServer,
 ) -> None:
     """panoramisk sends Ping but never checks the answer."""
-    async with running(server) as (client, _received):
+    async with running(server) as (client, received):
+        await wait_for(lambda: "Resync" in names(received))
         server.silent = True  # TCP stays open, nothing comes back
         await wait_for(lambda: client.stats.ping_timeouts >= 1, timeout=3)
         server.silent = False
@@ -166,18 +172,36 @@ async def test_event_answering_an_action_also_reaches_subscribers(
     server.hold_originate = True
     async with running(server) as (client, received):
         task = asyncio.create_task(
-            client.send("Originate", {"Channel": "PJSIP/agent1", "Async": "true",
-                                      "Application": "Wait", "Data": "1"})
+            client.send(
+                "Originate",
+                {"Channel": "PJSIP/agent1", "Async": "true", "Application": "Wait", "Data": "1"},
+            )
         )
         await wait_for(lambda: server.count("Originate") == 1)
-        action_id = server.actions[-1]["ActionID"]
-        server.send_event({"Response": "Success", "ActionID": action_id,
-                           "Message": "Originate successfully queued"})
-        server.send_event({"Event": "OriginateResponse", "ActionID": action_id,
-                           "Response": "Failure", "Channel": "PJSIP/agent1",
-                           "Context": "", "Exten": "", "Application": "Wait", "Data": "1",
-                           "Reason": "3", "Uniqueid": "<null>", "CallerIDNum": "<unknown>",
-                           "CallerIDName": "<unknown>"})
+        action_id = next(a for a in server.actions if a.get("Action") == "Originate")["ActionID"]
+        server.send_event(
+            {
+                "Response": "Success",
+                "ActionID": action_id,
+                "Message": "Originate successfully queued",
+            }
+        )
+        server.send_event(
+            {
+                "Event": "OriginateResponse",
+                "ActionID": action_id,
+                "Response": "Failure",
+                "Channel": "PJSIP/agent1",
+                "Context": "",
+                "Exten": "",
+                "Application": "Wait",
+                "Data": "1",
+                "Reason": "3",
+                "Uniqueid": "<null>",
+                "CallerIDNum": "<unknown>",
+                "CallerIDName": "<unknown>",
+            }
+        )
         await task
         await wait_for(lambda: "OriginateResponse" in names(received))
 
@@ -189,8 +213,9 @@ async def test_originate_without_async_does_not_break_the_connection(
     Originate without 'Async'. The action may fail; the link must not."""
     async with running(server) as (client, _received):
         with contextlib.suppress(AMIProtocolError):
-            await client.send("Originate", {"Channel": "PJSIP/agent1",
-                                            "Application": "Wait", "Data": "1"})
+            await client.send(
+                "Originate", {"Channel": "PJSIP/agent1", "Application": "Wait", "Data": "1"}
+            )
         frames = await client.send("Ping")
         assert frames[0].get("Ping") == "Pong"
         assert client.connected
@@ -250,7 +275,9 @@ async def test_malformed_event_is_reported_and_the_stream_goes_on(
         assert client.connected
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(garbage=st.binary(max_size=400))
 async def test_garbage_never_kills_the_client(server: FakeAmiServer, garbage: bytes) -> None:
     async with running(server) as (client, received):

@@ -31,7 +31,9 @@ async def test_upgrade_from_empty_database(database_url: str) -> None:
         version = await connection.fetchval("SELECT version_num FROM alembic_version")
         tables = {
             r["tablename"]
-            for r in await connection.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")
+            for r in await connection.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname='public'"
+            )
         }
     finally:
         await connection.close()
@@ -45,7 +47,8 @@ async def test_migrate_is_idempotent_and_keeps_data(database_url: str) -> None:
     pool = await create_pool(url)
     try:
         await pool.execute(
-            "INSERT INTO interactions (id, direction, node, linkedid) VALUES ($1, 'inbound', 'n1', 'x')",
+            "INSERT INTO interactions (id, direction, node, linkedid)"
+            " VALUES ($1, 'inbound', 'n1', 'x')",
             uuid.uuid4(),
         )
         await migrate(url)

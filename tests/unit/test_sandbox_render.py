@@ -33,8 +33,15 @@ def test_override_of_a_missing_setting_is_an_error() -> None:
 
 
 def test_rendered_instance_uses_its_own_ports(tmp_path: Path) -> None:
-    ports = AsteriskPorts(sip=15060, ami=15038, rtp_start=30000, rtp_end=30099, agi=14573,
-                          trunk=15070, phones_contact="127.0.0.1:16000")
+    ports = AsteriskPorts(
+        sip=15060,
+        ami=15038,
+        rtp_start=30000,
+        rtp_end=30099,
+        agi=14573,
+        trunk=15070,
+        phones_contact="127.0.0.1:16000",
+    )
     sandbox = AsteriskSandbox("unit", ports=ports, root=tmp_path)
 
     def render(name: str) -> str:
