@@ -14,7 +14,6 @@ from typing import Any
 
 from callcenter import logs
 from callcenter.config import load_settings
-from callcenter.daemon import Daemon
 from callcenter.sandbox.asterisk import REPO, AsteriskPorts, AsteriskSandbox
 from callcenter.sandbox.postgres import PostgresSandbox
 
@@ -72,6 +71,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(settings: Any) -> None:
+    # Imported here so that the other commands (asterisk, ivr, ...) do not
+    # pull in the whole daemon.
+    from callcenter.daemon import Daemon
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
