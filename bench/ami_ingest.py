@@ -17,7 +17,7 @@ import time
 
 from pydantic import SecretStr
 
-from callcenter.adapters.ami import AmiClient, StreamItem
+from callcenter.adapters.ami import AmiClient, Resync, StreamItem
 from callcenter.config import AmiConfig
 from callcenter.protocol.ami import AmiParser
 from callcenter.protocol.ami_events import parse_event
@@ -88,10 +88,13 @@ async def bench_adapter(stream: bytes, n: int) -> float:
     await server.start()
     client = AmiClient(AmiConfig(port=server.port, ping_interval=60), SecretStr(server.secret))
     done = asyncio.Event()
+    resynced = asyncio.Event()
     count = 0
 
     def handler(item: StreamItem) -> None:
         nonlocal count
+        if isinstance(item, Resync):
+            resynced.set()
         if type(item).__name__ in ("Newchannel", "Newstate", "DialBegin", "BridgeEnter", "Hangup"):
             count += 1
             if count == n:
@@ -101,6 +104,7 @@ async def bench_adapter(stream: bytes, n: int) -> float:
     await client.start()
     try:
         await client.wait_connected(5)
+        await asyncio.wait_for(resynced.wait(), 10)
         await client.drain()
         start = time.perf_counter()
         server.send_raw(stream)

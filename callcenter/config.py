@@ -41,6 +41,7 @@ class AmiConfig(BaseModel, extra="forbid"):
     ping_interval: float = Field(default=5.0, gt=0)
     ping_timeout: float = Field(default=3.0, gt=0)
     action_timeout: float = Field(default=10.0, gt=0)
+    resync_timeout: float = Field(default=60.0, gt=0)
     reconnect_min: float = Field(default=0.2, gt=0)
     reconnect_max: float = Field(default=10.0, gt=0)
     event_queue_size: int = Field(default=50_000, ge=100)

@@ -128,12 +128,16 @@ class _Protocol(asyncio.Protocol):
         # The raw frames of each pending action's reply, in order.
         self.replies: dict[str, list[AmiFrame]] = {}
         self.lost: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        # When bytes last arrived: a busy link whose Pong is queued behind a
+        # burst of events is alive, not half-open.
+        self.last_data_at = asyncio.get_running_loop().time()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        self.last_data_at = asyncio.get_running_loop().time()
         for item in self._parser.feed(data):
             if isinstance(item, AmiFrameError):
                 self._client._malformed(str(item), None)
@@ -146,15 +150,19 @@ class _Protocol(asyncio.Protocol):
 
     def _frame(self, frame: AmiFrame) -> None:
         self._client.stats.frames += 1
-        action_id = frame.action_id
+        # Exact-case lookups first (what Asterisk sends): the case-insensitive
+        # ones cost more than the rest of the adapter's per-event path.
+        index = frame.index
+        is_event = "Event" in index or ("Response" not in index and frame.kind == "event")
+        action_id = index.get("ActionID")
         action = self.pending.get(action_id) if action_id else None
         if action is not None:
             self._complete(action, frame)
             # An event answering a single (non-list) action, such as
             # OriginateResponse, is also a fact the rest of the system needs.
-            if frame.kind == "event" and not action.as_list:
+            if is_event and not action.as_list:
                 self._client._event_frame(frame)
-        elif frame.kind == "event":
+        elif is_event:
             self._client._event_frame(frame)
 
     def _complete(self, action: Action, frame: AmiFrame) -> None:
@@ -397,8 +405,11 @@ class AmiClient:
 
     async def snapshot(self) -> tuple[tuple[CoreShowChannel, ...], tuple[BridgeListItem, ...]]:
         """Every live channel and bridge, straight from Asterisk."""
-        channel_frames = await self.send("CoreShowChannels", as_list=True)
-        bridge_frames = await self.send("BridgeList", as_list=True)
+        # Long lists can queue behind a burst of events: a slow answer here is
+        # not a dead link (the watchdog decides that).
+        timeout = self.config.resync_timeout
+        channel_frames = await self.send("CoreShowChannels", as_list=True, timeout=timeout)
+        bridge_frames = await self.send("BridgeList", as_list=True, timeout=timeout)
         channels = tuple(e for e in self._typed(channel_frames) if isinstance(e, CoreShowChannel))
         bridges = tuple(e for e in self._typed(bridge_frames) if isinstance(e, BridgeListItem))
         return channels, bridges
@@ -487,6 +498,9 @@ class AmiClient:
             try:
                 await self.send("Ping", timeout=self.config.ping_timeout)
             except AMITimeout:
+                quiet_for = asyncio.get_running_loop().time() - protocol.last_data_at
+                if quiet_for < self.config.ping_timeout:
+                    continue  # the Pong is behind a burst of events
                 self.stats.ping_timeouts += 1
                 log.warning("ami.ping_timeout", node=self.node, timeout=self.config.ping_timeout)
                 if protocol.transport is not None:
