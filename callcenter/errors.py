@@ -14,7 +14,8 @@ the adapter boundary and re-raised as one of these, with the original chained
     │   ├── AMIActionError     an AMI action answered Error
     │   ├── AMIDisconnected    the AMI link dropped; pending actions fail with this
     │   ├── AMITimeout         an AMI action got no answer in time
-    │   └── AGIHangup          the channel hung up during an AGI session
+    │   ├── AGIHangup          the channel hung up during an AGI session
+    │   └── AGITimeout         Asterisk stopped answering an AGI session
     ├── StateError             a core was asked to do something its state forbids
     │   ├── IllegalTransition  a state machine got an event its table does not allow
     │   └── RoutingError       an ACD request that names unknown agents, calls, queues
@@ -69,6 +70,10 @@ class AMITimeout(AsteriskError):
 
 class AGIHangup(AsteriskError):
     """The channel hung up while an AGI command was pending."""
+
+
+class AGITimeout(AsteriskError):
+    """Asterisk did not answer an AGI command in time; the session is closed."""
 
 
 class StateError(CallCenterError):

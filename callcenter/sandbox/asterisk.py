@@ -15,6 +15,7 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -129,6 +130,7 @@ class AsteriskSandbox:
             raise SandboxError(f"sandbox {self.name!r} is already running (pid {self.pid()})")
         self.build_root()
         self._unmount()
+        self._copy_name_service()
         self._render()
         self._mount()
         asterisk_conf = self.inner / "etc" / "asterisk.conf"
@@ -150,6 +152,18 @@ class AsteriskSandbox:
             self.stop()
             raise
         return creds
+
+    def _copy_name_service(self) -> None:
+        # Asterisk resolves the machine's own hostname when it first places a
+        # call (acl.c ast_find_ourip); without the host's /etc/hosts in the
+        # chroot it logs an ERROR and then tries DNS for A.ROOT-SERVERS.NET.
+        for name in ("hosts", "resolv.conf"):
+            source = Path("/etc") / name
+            target = self.root / "etc" / name
+            if source.is_file():
+                if target.is_symlink():
+                    target.unlink()
+                shutil.copyfile(source, target)
 
     def stop(self, timeout: float = 10.0) -> None:
         pid = self.pid()

@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from callcenter.errors import SandboxError
 
@@ -106,22 +107,14 @@ def caller_scenario(
     caller_num: str = "0612345678",
     caller_name: str = "Test Caller",
 ) -> str:
+    caller = {"CALLER_NUM": caller_num, "CALLER_NAME": caller_name}
     ending = (
-        _fill("ending_hangup.xml.in", {"HOLD_MS": str(hangup_after_ms)})
+        _fill("ending_hangup.xml.in", {"HOLD_MS": str(hangup_after_ms), **caller})
         if hangup_after_ms is not None
-        else _fill("ending_wait_bye.xml.in", {"WAIT_MS": str(wait_bye_ms)})
+        else _fill("ending_wait_bye.xml.in", {"WAIT_MS": str(wait_bye_ms), **caller})
     )
-    return _fill(
-        "caller.xml.in",
-        {
-            "DTMF_STEPS": dtmf_steps(digits, first_delay_ms, gap_ms) if digits else "",
-            "ENDING": ending.replace("@CALLER_NUM@", caller_num).replace(
-                "@CALLER_NAME@", caller_name
-            ),
-            "CALLER_NUM": caller_num,
-            "CALLER_NAME": caller_name,
-        },
-    )
+    steps = dtmf_steps(digits, first_delay_ms, gap_ms) if digits else ""
+    return _fill("caller.xml.in", {"DTMF_STEPS": steps, "ENDING": ending, **caller})
 
 
 def agent_scenario(*, answer_ms: int = 200, talk_ms: int | None = None) -> str:
@@ -130,7 +123,20 @@ def agent_scenario(*, answer_ms: int = 200, talk_ms: int | None = None) -> str:
         if talk_ms is not None
         else _fill("agent_ending_wait_bye.xml.in", {})
     )
-    return _fill("agent.xml.in", {"ANSWER_MS": str(answer_ms), "AGENT_ENDING": ending})
+    capture = (
+        """
+    <action>
+      <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="remote_from"/>
+      <ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="local_to"/>
+    </action>
+  """
+        if talk_ms is not None
+        else ""
+    )
+    return _fill(
+        "agent.xml.in",
+        {"ANSWER_MS": str(answer_ms), "AGENT_ENDING": ending, "AGENT_CAPTURE": capture},
+    )
 
 
 @dataclass
@@ -163,7 +169,14 @@ class Sipp:
     async def start(self) -> None:
         if shutil.which("sipp") is None:
             raise SandboxError("sipp not found: run `make setup` (Debian package sip-tester)")
-        self.process = await asyncio.create_subprocess_exec(
+        with (
+            (self.workdir / "stdout.log").open("wb") as stdout,
+            (self.workdir / "stderr.log").open("wb") as stderr,
+        ):
+            self.process = await self._spawn(stdout, stderr)
+
+    async def _spawn(self, stdout: IO[bytes], stderr: IO[bytes]) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
             "sipp",
             "-sf",
             str(self.scenario),
@@ -182,14 +195,16 @@ class Sipp:
             *self.args,
             cwd=self.workdir,
             stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            # Files, not pipes: sipp redraws its screen on stdout all the time
+            # and a pipe nobody reads would block a long-running UAS.
+            stdout=stdout,
+            stderr=stderr,
         )
 
     async def wait(self, timeout: float) -> SippResult:
         assert self.process is not None
         try:
-            stdout, stderr = await asyncio.wait_for(self.process.communicate(), timeout)
+            await asyncio.wait_for(self.process.wait(), timeout)
         except TimeoutError:
             await self.kill()
             raise SandboxError(f"sipp did not finish within {timeout} s") from None
@@ -197,10 +212,14 @@ class Sipp:
         errors = errors_file.read_text(errors="replace") if errors_file.exists() else ""
         return SippResult(
             self.process.returncode or 0,
-            stdout.decode(errors="replace"),
-            stderr.decode(errors="replace"),
+            self._read("stdout.log"),
+            self._read("stderr.log"),
             errors,
         )
+
+    def _read(self, name: str) -> str:
+        path = self.workdir / name
+        return path.read_text(errors="replace") if path.exists() else ""
 
     async def kill(self) -> None:
         if self.process is not None and self.process.returncode is None:
