@@ -91,9 +91,7 @@ class AgiSession:
         self._pending: asyncio.Future[AgiReply] | None = None
         self._hangup = asyncio.Event()
         self._closed_reason: CallCenterError | None = None
-        self.log = log.bind(
-            channel=request.channel, uniqueid=request.uniqueid, script=request.script
-        )
+        self.log = log.bind(script=request.script)
 
     # -- state ---------------------------------------------------------------
 
@@ -332,6 +330,11 @@ class FastAgiServer:
             self.stats.protocol_errors += 1
             log.warning("fastagi.bad_session_start", peer=peer, error=str(exc) or repr(exc))
             return
+        # Each session runs in its own task, hence its own context: every log
+        # line of the call, from any module, carries the call's ids.
+        structlog.contextvars.bind_contextvars(
+            linkedid=request.linkedid, channel=request.channel, uniqueid=request.uniqueid
+        )
         handler = self.routes.get(request.script)
         session = AgiSession(request, reader, writer, parser, idle_timeout=self.idle_timeout)
         if leftover:

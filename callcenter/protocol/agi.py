@@ -69,6 +69,13 @@ class AgiRequest:
         return self.env.get("uniqueid", "")
 
     @property
+    def linkedid(self) -> str:
+        """The call's id (Asterisk Linkedid) when the dialplan passes it as
+        ``?linkedid=${CHANNEL(linkedid)}``, else the channel's own Uniqueid
+        (the same thing for a call that starts on this channel)."""
+        return self.query.get("linkedid") or self.uniqueid
+
+    @property
     def callerid(self) -> str:
         value = self.env.get("callerid", "")
         return "" if value == "unknown" else value

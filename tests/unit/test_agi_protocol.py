@@ -245,3 +245,13 @@ def _asterisk_parse_args(line: str) -> list[str]:
     if current or started_arg:
         args.append("".join(current))
     return args
+
+
+def test_linkedid_comes_from_the_query_or_falls_back_to_uniqueid() -> None:
+    [passed] = AgiParser().feed(
+        b"agi_network_script: inbound?linkedid=node1-1.7\nagi_uniqueid: node1-1.9\n\n"
+    )
+    [own] = AgiParser().feed(b"agi_network_script: inbound\nagi_uniqueid: node1-1.9\n\n")
+    assert isinstance(passed, AgiRequest)
+    assert isinstance(own, AgiRequest)
+    assert (passed.linkedid, own.linkedid) == ("node1-1.7", "node1-1.9")
