@@ -12,6 +12,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from callcenter import logs
 from callcenter.config import load_settings
 from callcenter.sandbox.asterisk import REPO, AsteriskPorts, AsteriskSandbox
@@ -26,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         action="store_true",
         help="also start the local Asterisk sandbox and a local PostgreSQL",
     )
+    parser.add_argument("--sip-port", type=int, default=5060, help="sandbox SIP port")
+    parser.add_argument("--sandbox-name", default="dev", help="sandbox instance name")
     parser.set_defaults(func=run)
 
 
@@ -36,15 +40,16 @@ def run(args: argparse.Namespace) -> int:
     postgres: PostgresSandbox | None = None
     if args.sandbox:
         asterisk = AsteriskSandbox(
-            "dev", ports=AsteriskPorts(ami=settings.ami.port, agi=settings.agi.port)
+            args.sandbox_name,
+            ports=AsteriskPorts(sip=args.sip_port, ami=settings.ami.port, agi=settings.agi.port),
         )
         if not asterisk.running():
             asterisk.start()
         creds = asterisk.credentials()
-        overrides: dict[str, Any] = {"ami": {"secret": creds.secret, "port": creds.port}}
+        overrides: dict[str, Any] = {"ami": {"secret": SecretStr(creds.secret), "port": creds.port}}
         if settings.database.url is None:
             postgres = PostgresSandbox(REPO / "var" / "postgres" / "data", port=55432)
-            overrides["database"] = {"url": postgres.start()}
+            overrides["database"] = {"url": SecretStr(postgres.start())}
         settings = settings.model_copy(
             update={
                 "ami": settings.ami.model_copy(update=overrides["ami"]),
@@ -56,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
             }
         )
         print(
-            f"sandbox: Asterisk SIP 127.0.0.1:5060 (trunk: dial any number; 9999 = self-test), "
+            f"sandbox: Asterisk SIP 127.0.0.1:{args.sip_port} "
+            "(trunk: dial any number; 9999 = self-test), "
             f"AMI {creds.port}, FastAGI {settings.agi.port}, HTTP {settings.http.port}",
             flush=True,
         )
