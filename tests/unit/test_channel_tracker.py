@@ -470,3 +470,65 @@ def test_bridge_merge_moves_every_member() -> None:
     members = tracker.bridge("b-0200").members  # type: ignore[union-attr]
     assert set(members) == {f"node1-1700000200.{i}" for i in range(4)}
     assert not any(isinstance(c, Unbridged) for c in changes)
+
+
+# ------------------------------------------------- recorded from Asterisk 22
+def _first(replay: Replay, name: str) -> AmiEvent:
+    return next(e for e in replay.events if e.name == name)
+
+
+def test_recorded_agent_first_connect_bridges_our_channel_id_with_the_caller() -> None:
+    replay = Replay("real_agent_first.ami")
+    response = _first(replay, "OriginateResponse")
+    agent = response.uniqueid  # type: ignore[attr-defined]
+    assert agent.startswith("cc-node1-")  # the ChannelId the client chose
+    replay.until(nth("BridgeEnter", 2))
+    bridged = replay.of(Bridged)
+    assert len(bridged) == 1
+    caller = bridged[0].a if bridged[0].b == agent else bridged[0].b
+    assert replay.tracker.channel(caller).name.startswith("PJSIP/trunk-")  # type: ignore[union-attr]
+    assert replay.tracker.peer_of(caller).uniqueid == agent  # type: ignore[union-attr]
+    # The agent leg joins the caller's call: one Linkedid for both.
+    assert [c.uniqueid for c in replay.tracker.call(caller)] == [caller, agent]
+    replay.finish()
+    # Originated, the agent leg starts a call of its own; bridged, Asterisk
+    # gives it the caller's Linkedid: that call merges into the caller's.
+    assert replay.of(CallEnded) == [
+        CallEnded("node1", agent, merged_into=caller),
+        CallEnded("node1", caller),
+    ]
+
+
+def test_recorded_blind_transfer_moves_the_caller_to_agent2() -> None:
+    replay = Replay("real_blind_transfer.ami")
+    replay.until(nth("BlindTransfer"))
+    [transfer] = replay.of(Transferred)
+    assert (transfer.kind, transfer.success, transfer.target) == (
+        "blind",
+        True,
+        "agent2@callcenter-agents",
+    )
+    caller = transfer.transferee
+    assert caller is not None
+    replay.until(nth("BridgeEnter", 2))
+    peer = replay.tracker.peer_of(caller)
+    assert peer is not None
+    assert peer.name.startswith("PJSIP/agent2-")
+    assert replay.tracker.channel(transfer.transferer) is None  # agent1 has hung up
+    replay.finish()
+    assert replay.of(CallEnded) == [
+        CallEnded("node1", transfer.transferer, merged_into=caller),
+        CallEnded("node1", caller),
+    ]
+
+
+def test_recorded_local_channel_pair_is_seen_through() -> None:
+    replay = Replay("real_local_channel.ami")
+    replay.until(nth("BridgeEnter", 4))
+    [caller] = [c.uniqueid for c in replay.tracker.channels() if c.name.startswith("PJSIP/trunk-")]
+    assert replay.tracker.peer_of(caller).name.startswith("PJSIP/agent2-")  # type: ignore[union-attr]
+    near = replay.tracker.peer_of(caller, through_local=False)
+    assert near is not None
+    assert near.is_local
+    replay.finish()
+    assert not replay.of(LocalOptimized)
