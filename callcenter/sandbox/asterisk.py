@@ -88,6 +88,11 @@ class AsteriskSandbox:
         self.outer = root / "callcenter" / name
 
     # ------------------------------------------------------------------ paths
+    @property
+    def recordings_in_asterisk(self) -> Path:
+        """The recordings directory as Asterisk sees it, inside the chroot."""
+        return self.inner / "recordings"
+
     def _host(self, inner_sub: str) -> Path:
         return self.outer / inner_sub
 

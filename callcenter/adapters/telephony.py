@@ -1,0 +1,166 @@
+"""Call control on one Asterisk node: the AMI actions the call path uses.
+
+Thin and typed: each method is one AMI action with the options we rely on
+(see docs/asterisk-notes.md for what was measured). Nothing here decides
+anything; the call path (callcenter/callpath) does.
+
+Channels are named by Uniqueid wherever Asterisk accepts it (Hangup,
+MixMonitor, Redirect, ChanSpy with ``u`` all look channels up by name *or*
+Uniqueid): Uniqueids are stable, names change on masquerade.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import PurePosixPath
+
+from callcenter.adapters.ami import AmiClient, HeaderValue
+from callcenter.errors import AsteriskError
+
+__all__ = ["SpyMode", "Telephony", "TelephonyConfig"]
+
+# Where the caller goes when the agent hangs up first (Bridge option F):
+# dialplans/callpath.conf, which hands the call back to the daemon.
+AFTER_AGENT = "callcenter-after-agent^s^1"
+
+
+class SpyMode(StrEnum):
+    """Supervisor coaching modes (ChanSpy options)."""
+
+    LISTEN = "listen"  # hear both sides, silent
+    WHISPER = "whisper"  # the agent hears the supervisor, the caller does not
+    BARGE = "barge"  # everyone hears everyone
+
+    @property
+    def chanspy_option(self) -> str:
+        return {"listen": "", "whisper": "w", "barge": "B"}[self.value]
+
+
+@dataclass(frozen=True, slots=True)
+class TelephonyConfig:
+    technology: str = "PJSIP"
+    recordings_dir: str = "/var/spool/asterisk/recordings"
+    """The recordings directory as Asterisk sees it (MixMonitor writes there)."""
+
+
+class Telephony:
+    def __init__(self, ami: AmiClient, config: TelephonyConfig | None = None) -> None:
+        self.ami = ami
+        self.config = config or TelephonyConfig()
+
+    def new_channel_id(self) -> str:
+        return self.ami.new_channel_id()
+
+    async def ring_agent(
+        self,
+        endpoint: str,
+        caller: str,
+        *,
+        channel_id: str,
+        ring_timeout: float,
+        caller_id: str | None = None,
+        variables: dict[str, str] | None = None,
+    ) -> str:
+        """Agent first: ring ``endpoint``; when answered, bridge it with ``caller``.
+
+        ``caller`` is the waiting caller's channel (name or Uniqueid). The
+        outcome arrives later as OriginateResponse (Reason 4 = answered).
+        When the agent hangs up first, Bridge option F sends the caller to
+        the after-agent dialplan rather than back after ``AGI()``.
+        """
+        _check_token(endpoint, "endpoint")
+        _check_token(caller, "caller channel")
+        return await self.ami.originate(
+            f"{self.config.technology}/{endpoint}",
+            channel_id=channel_id,
+            application="Bridge",
+            data=f"{caller},F({AFTER_AGENT})",
+            timeout_ms=int(ring_timeout * 1000),
+            caller_id=caller_id,
+            variables=variables,
+        )
+
+    async def hangup(self, channel: str, cause: int = 16) -> None:
+        _check_token(channel, "channel")
+        await self.ami.send("Hangup", {"Channel": channel, "Cause": str(cause)})
+
+    async def record(self, channel: str, name: str, *, separate_legs: bool = False) -> str:
+        """Start MixMonitor on ``channel``; return the file path Asterisk writes.
+
+        ``name`` is ours (an interaction id), never caller input: it is
+        checked to be a plain file name.
+        """
+        _check_file_name(name)
+        base = PurePosixPath(self.config.recordings_dir) / name
+        headers: dict[str, HeaderValue] = {"Channel": channel, "File": f"{base}.wav"}
+        if separate_legs:
+            # r()/t(): the two directions in files of their own, besides the mix.
+            headers["Options"] = f"br({base}-in.wav)t({base}-out.wav)"
+        else:
+            headers["Options"] = "b"
+        await self.ami.send("MixMonitor", headers)
+        return f"{base}.wav"
+
+    async def stop_recording(self, channel: str) -> None:
+        await self.ami.send("StopMixMonitor", {"Channel": channel})
+
+    async def blind_transfer(self, channel: str, context: str, exten: str) -> None:
+        """Send the party bridged with ``channel`` to ``exten@context``."""
+        for value, what in ((context, "context"), (exten, "extension")):
+            _check_token(value, what)
+        await self.ami.send(
+            "BlindTransfer", {"Channel": channel, "Context": context, "Exten": exten}
+        )
+
+    async def redirect(self, channel: str, context: str, exten: str, priority: int = 1) -> None:
+        for value, what in ((context, "context"), (exten, "extension")):
+            _check_token(value, what)
+        await self.ami.send(
+            "Redirect",
+            {"Channel": channel, "Context": context, "Exten": exten, "Priority": str(priority)},
+        )
+
+    async def spy(
+        self,
+        supervisor_endpoint: str,
+        agent_channel: str,
+        mode: SpyMode,
+        *,
+        channel_id: str | None = None,
+        ring_timeout: float = 30.0,
+    ) -> str:
+        """Ring the supervisor's phone into ChanSpy on the agent's channel.
+
+        Options: ``u`` (the target is a Uniqueid or exact name, not a
+        prefix), ``q`` (no beep, no channel name spoken), ``E`` (end with the
+        spied call), ``d`` (the supervisor switches mode from the phone:
+        4 listen, 5 whisper, 6 barge) and the mode's own option.
+        """
+        _check_token(supervisor_endpoint, "supervisor endpoint")
+        _check_token(agent_channel, "agent channel")
+        options = "uqEd" + mode.chanspy_option
+        return await self.ami.originate(
+            f"{self.config.technology}/{supervisor_endpoint}",
+            channel_id=channel_id,
+            application="ChanSpy",
+            data=f"{agent_channel},{options}",
+            timeout_ms=int(ring_timeout * 1000),
+            caller_id=f'"Coaching" <{mode.value}>',
+        )
+
+
+# Local channel names carry ";" (Local/x@ctx-0001;1): allowed.
+_FORBIDDEN = frozenset(",|()^\"'\\\r\n\t &$`")
+
+
+def _check_token(value: str, what: str) -> None:
+    # These values end up inside application data (comma-separated options):
+    # a comma or parenthesis would inject options.
+    if not value or any(ch in _FORBIDDEN for ch in value):
+        raise AsteriskError(f"refusing {what} {value!r}: empty or with separators")
+
+
+def _check_file_name(name: str) -> None:
+    if not name or "/" in name or name.startswith(".") or any(ch in _FORBIDDEN for ch in name):
+        raise AsteriskError(f"refusing recording name {name!r}")
