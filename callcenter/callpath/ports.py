@@ -1,0 +1,58 @@
+"""What the call path needs from the ACD core, stated once.
+
+The call path (Asterisk side) and the ACD (pure routing) meet here: the call
+path turns Asterisk facts into these calls and carries out the offers they
+return. Ids are strings chosen by the call path (interaction ids are per
+node); times are the injected clock's seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from callcenter.acd.messages import AgentProfile, InteractionRequest, OfferDecision
+
+__all__ = ["AcdPort", "AgentProfile", "InteractionRequest", "OfferDecision"]
+
+
+class AcdPort(Protocol):
+    def agent_login(self, at: float, profile: AgentProfile) -> Sequence[OfferDecision]: ...
+
+    def agent_ready(self, at: float, agent_id: str) -> Sequence[OfferDecision]: ...
+
+    def agent_pause(self, at: float, agent_id: str, reason: str) -> Sequence[OfferDecision]: ...
+
+    def agent_logout(self, at: float, agent_id: str) -> Sequence[OfferDecision]: ...
+
+    def agent_state(self, agent_id: str) -> str: ...
+
+    def interaction_arrived(
+        self, at: float, request: InteractionRequest
+    ) -> Sequence[OfferDecision]: ...
+
+    def offer_answered(
+        self, at: float, interaction_id: str, agent_id: str
+    ) -> Sequence[OfferDecision]: ...
+
+    def offer_failed(
+        self, at: float, interaction_id: str, agent_id: str, reason: str
+    ) -> Sequence[OfferDecision]:
+        """Ring-no-answer or busy: the agent is paused, the call keeps its place."""
+        ...
+
+    def interaction_abandoned(self, at: float, interaction_id: str) -> Sequence[OfferDecision]: ...
+
+    def interaction_ended(self, at: float, interaction_id: str) -> Sequence[OfferDecision]:
+        """The conversation is over: the agent goes to wrap-up."""
+        ...
+
+    def wrapup_ended(self, at: float, agent_id: str) -> Sequence[OfferDecision]: ...
+
+    def tick(self, at: float) -> Sequence[OfferDecision]: ...
+
+    def next_deadline(self) -> float | None: ...
+
+    def position(self, interaction_id: str) -> int: ...
+
+    def expected_wait(self, at: float, interaction_id: str) -> float | None: ...

@@ -1,0 +1,394 @@
+"""The inbound call path: Asterisk facts in, ACD decisions carried out.
+
+- The inbound FastAGI flow calls :meth:`CallPath.arrive` (the caller is in
+  queue) and waits on the returned :class:`CallRecord`.
+- Channel-tracker changes (from AMI) tell us when an agent answered, did not
+  answer, or when a leg hung up: :meth:`CallPath.on_change`.
+- The ACD answers with offers; each becomes an agent-first Originate.
+- Agent operations (REST) call the ``agent_*`` methods.
+
+The caller's abandon is decided from AMI (the caller's channel is gone while
+waiting or ringing), never from the FastAGI session alone: when an agent
+answers, Asterisk pulls the caller out of AGI and the session sees a HANGUP
+although the caller is alive.
+
+One owned task serves the ACD's timers (wrap-up ends, relaxations); every
+other piece of work runs in the caller of a method, so nothing is
+fire-and-forget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import structlog
+
+from callcenter.adapters.fastagi import AgiSession
+from callcenter.adapters.telephony import Telephony
+from callcenter.callpath.ports import AcdPort, AgentProfile, InteractionRequest, OfferDecision
+from callcenter.callpath.site import Site
+from callcenter.clock import Clock
+from callcenter.errors import AsteriskError, RoutingError
+from callcenter.flows.inbound import WaitSettings
+from callcenter.protocol.channels import Change, ChannelRemoved, OriginateResult
+from callcenter.tasks import cancel_and_wait
+
+log = structlog.get_logger("callcenter.callpath")
+
+
+class Phase(StrEnum):
+    WAITING = "waiting"
+    RINGING = "ringing"
+    CONNECTED = "connected"
+    COMPLETED = "completed"
+    ABANDONED = "abandoned"
+    CALLBACK = "callback"
+
+
+_FINAL = frozenset({Phase.COMPLETED, Phase.ABANDONED, Phase.CALLBACK})
+
+
+@dataclass
+class CallRecord:
+    """One inbound interaction on the Asterisk side."""
+
+    interaction_id: str
+    node: str
+    caller_uniqueid: str
+    caller_channel: str
+    caller_number: str
+    dnis: str
+    queue: str
+    language: str
+    priority: int
+    arrived_at: float
+    phase: Phase = Phase.WAITING
+    agent_id: str | None = None
+    agent_leg: str | None = None
+    offers: int = 0
+    answered_at: float | None = None
+    ended_at: float | None = None
+    abandoned_where: str | None = None
+    recording: str | None = None
+    callback_number: str | None = None
+    _path: CallPath | None = field(default=None, repr=False)
+
+    @property
+    def waiting(self) -> bool:
+        return self.phase in (Phase.WAITING, Phase.RINGING)
+
+    def position(self) -> int:
+        assert self._path is not None
+        return self._path.acd.position(self.interaction_id)
+
+    def expected_wait(self) -> float | None:
+        assert self._path is not None
+        return self._path.acd.expected_wait(self._path.clock.now(), self.interaction_id)
+
+
+class CallPath:
+    def __init__(
+        self,
+        acd: AcdPort,
+        telephony: Telephony,
+        site: Site,
+        clock: Clock,
+        *,
+        node: str,
+    ) -> None:
+        self.acd = acd
+        self.telephony = telephony
+        self.site = site
+        self.clock = clock
+        self.node = node
+        self.calls: dict[str, CallRecord] = {}
+        self._by_caller: dict[str, str] = {}
+        self._by_leg: dict[str, str] = {}
+        self.agent_endpoints: dict[str, str] = {}
+        self._timer: asyncio.Task[None] | None = None
+        self._actions: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self.history: list[CallRecord] = []
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self._timer = asyncio.create_task(self._timer_loop(), name="callpath-timers")
+
+    async def stop(self) -> None:
+        tasks = [*self._actions, *([self._timer] if self._timer else [])]
+        await cancel_and_wait(tasks)
+        self._timer = None
+
+    # --------------------------------------------------------- inbound flow
+    def arrive(self, session: AgiSession, dnis: str) -> tuple[CallRecord, WaitSettings]:
+        queue_name, route = self.site.route_for(dnis)
+        queue = self.site.queues[queue_name]
+        language = route.language or queue.language
+        request = session.request
+        record = CallRecord(
+            interaction_id=str(uuid.uuid4()),
+            node=self.node,
+            caller_uniqueid=request.uniqueid,
+            caller_channel=request.channel,
+            caller_number=request.callerid,
+            dnis=dnis,
+            queue=queue_name,
+            language=language,
+            priority=route.priority if route.priority is not None else queue.priority,
+            arrived_at=self.clock.now(),
+            _path=self,
+        )
+        self.calls[record.interaction_id] = record
+        self._by_caller[record.caller_uniqueid] = record.interaction_id
+        log.info(
+            "call.enqueued",
+            interaction=record.interaction_id,
+            queue=queue_name,
+            dnis=dnis,
+            language=language,
+        )
+        skills = dict(queue.skills)
+        decisions = self.acd.interaction_arrived(
+            record.arrived_at,
+            InteractionRequest(
+                record.interaction_id,
+                queue_name,
+                skills,
+                language,
+                record.priority,
+                customer_id=record.caller_number or None,
+            ),
+        )
+        self._schedule(decisions)
+        settings = WaitSettings(
+            language=language,
+            music_class=language,
+            announce_every=queue.announce_every,
+            first_announce_after=queue.first_announce_after,
+            callback=queue.callback,
+        )
+        return record, settings
+
+    async def callback_requested(self, ticket: object, number: str) -> None:
+        assert isinstance(ticket, CallRecord)
+        ticket.callback_number = number
+        # Until the callback engine lands (issue 4, step 8) the caller's place
+        # is released as an abandon-with-callback so no agent rings for a gone
+        # caller; the number is kept on the record.
+        ticket.phase = Phase.CALLBACK
+        self._finish(ticket)
+        self._apply(self.acd.interaction_abandoned(self.clock.now(), ticket.interaction_id))
+
+    # ----------------------------------------------------------- AMI facts
+    def on_change(self, change: Change) -> None:
+        if isinstance(change, OriginateResult):
+            self._on_originate(change)
+        elif isinstance(change, ChannelRemoved):
+            self._on_channel_gone(change)
+
+    def _on_originate(self, change: OriginateResult) -> None:
+        interaction_id = self._by_leg.get(change.uniqueid or "")
+        record = self.calls.get(interaction_id or "")
+        if record is None or record.phase is not Phase.RINGING:
+            return
+        assert record.agent_id is not None
+        now = self.clock.now()
+        if change.success:
+            record.phase = Phase.CONNECTED
+            record.answered_at = now
+            log.info(
+                "call.answered",
+                interaction=record.interaction_id,
+                agent=record.agent_id,
+                wait=round(now - record.arrived_at, 3),
+            )
+            self._apply(self.acd.offer_answered(now, record.interaction_id, record.agent_id))
+            queue = self.site.queues[record.queue]
+            if queue.record:
+                self._spawn_action(self._record(record, queue.separate_legs))
+        else:
+            self._offer_failed(record, f"originate reason {change.reason}")
+
+    def _offer_failed(self, record: CallRecord, why: str) -> None:
+        assert record.agent_id is not None
+        agent = record.agent_id
+        log.info("call.rona", interaction=record.interaction_id, agent=agent, why=why)
+        self._by_leg.pop(record.agent_leg or "", None)
+        record.phase = Phase.WAITING
+        record.agent_id = None
+        record.agent_leg = None
+        self._apply(self.acd.offer_failed(self.clock.now(), record.interaction_id, agent, why))
+
+    def _on_channel_gone(self, change: ChannelRemoved) -> None:
+        uniqueid = change.channel.uniqueid
+        now = self.clock.now()
+        if (interaction_id := self._by_caller.get(uniqueid)) is not None:
+            record = self.calls.get(interaction_id)
+            if record is None:
+                return
+            if record.phase is Phase.WAITING:
+                self._abandon(record, "queue")
+            elif record.phase is Phase.RINGING:
+                leg = record.agent_leg
+                self._abandon(record, "ringing")
+                if leg is not None:
+                    self._spawn_action(self._hangup_quietly(leg))
+            elif record.phase is Phase.CONNECTED:
+                self._complete(record, now)
+        elif (interaction_id := self._by_leg.get(uniqueid)) is not None:
+            record = self.calls.get(interaction_id)
+            if record is None:
+                return
+            if record.phase is Phase.RINGING:
+                self._offer_failed(record, f"agent leg hung up ({change.cause_txt})")
+            elif record.phase is Phase.CONNECTED:
+                self._complete(record, now)
+
+    def _abandon(self, record: CallRecord, where: str) -> None:
+        record.phase = Phase.ABANDONED
+        record.abandoned_where = where
+        log.info(
+            "call.abandoned",
+            interaction=record.interaction_id,
+            where=where,
+            wait=round(self.clock.now() - record.arrived_at, 3),
+        )
+        self._finish(record)
+        self._apply(self.acd.interaction_abandoned(self.clock.now(), record.interaction_id))
+
+    def _complete(self, record: CallRecord, now: float) -> None:
+        record.phase = Phase.COMPLETED
+        log.info("call.completed", interaction=record.interaction_id, agent=record.agent_id)
+        self._finish(record)
+        self._apply(self.acd.interaction_ended(now, record.interaction_id))
+
+    def _finish(self, record: CallRecord) -> None:
+        record.ended_at = self.clock.now()
+        self._by_caller.pop(record.caller_uniqueid, None)
+        self._by_leg.pop(record.agent_leg or "", None)
+        self.calls.pop(record.interaction_id, None)
+        self.history.append(record)
+
+    # ------------------------------------------------------ agent operations
+    def agent_login(self, agent_id: str, endpoint: str | None = None) -> None:
+        setup = self.site.agents.get(agent_id)
+        if setup is None:
+            raise RoutingError(f"unknown agent {agent_id!r}")
+        self.agent_endpoints[agent_id] = endpoint or setup.endpoint
+        profile = AgentProfile(
+            agent_id,
+            dict(setup.skills),
+            frozenset(setup.languages),
+            setup.team,
+            setup.extended,
+        )
+        self._apply(self.acd.agent_login(self.clock.now(), profile))
+
+    def agent_ready(self, agent_id: str) -> None:
+        self._apply(self.acd.agent_ready(self.clock.now(), agent_id))
+
+    def agent_pause(self, agent_id: str, reason: str) -> None:
+        if reason not in self.site.pause_reasons:
+            raise RoutingError(
+                f"unknown pause reason {reason!r} (known: {', '.join(self.site.pause_reasons)})"
+            )
+        self._apply(self.acd.agent_pause(self.clock.now(), agent_id, reason))
+
+    def agent_logout(self, agent_id: str) -> None:
+        self._apply(self.acd.agent_logout(self.clock.now(), agent_id))
+        self.agent_endpoints.pop(agent_id, None)
+
+    def end_wrapup(self, agent_id: str) -> None:
+        self._apply(self.acd.wrapup_ended(self.clock.now(), agent_id))
+
+    # ------------------------------------------------------------ decisions
+    def _apply(self, decisions: Sequence[OfferDecision]) -> None:
+        self._schedule(decisions)
+        self._wake.set()
+
+    def _schedule(self, decisions: Sequence[OfferDecision]) -> None:
+        for offer in decisions:
+            record = self.calls.get(offer.interaction_id)
+            endpoint = self.agent_endpoints.get(offer.agent_id)
+            if record is None or endpoint is None or record.phase is not Phase.WAITING:
+                log.error("call.offer_inconsistent", offer=str(offer))
+                continue
+            record.phase = Phase.RINGING
+            record.agent_id = offer.agent_id
+            record.offers += 1
+            leg = self.telephony.new_channel_id()
+            record.agent_leg = leg
+            self._by_leg[leg] = record.interaction_id
+            log.info(
+                "call.offer",
+                interaction=record.interaction_id,
+                agent=offer.agent_id,
+                leg=leg,
+                reason=offer.reason,
+            )
+            self._spawn_action(self._ring(record, endpoint, leg))
+
+    async def _ring(self, record: CallRecord, endpoint: str, leg: str) -> None:
+        queue = self.site.queues[record.queue]
+        try:
+            await self.telephony.ring_agent(
+                endpoint,
+                record.caller_uniqueid,
+                channel_id=leg,
+                ring_timeout=queue.ring_timeout,
+                caller_id=f'"{_caller_id_name(record)}" <{record.caller_number or "anonymous"}>',
+                variables={"CC_INTERACTION": record.interaction_id, "CC_QUEUE": record.queue},
+            )
+        except AsteriskError as exc:
+            # Could not even ring (AMI down, Asterisk refused): the agent is
+            # not at fault for a no-answer, but the call must not wait on a
+            # phone that never rings. Treat as a failed offer; the ACD keeps
+            # the caller's place.
+            if record.phase is Phase.RINGING and record.agent_leg == leg:
+                self._offer_failed(record, f"originate failed: {exc}")
+
+    async def _record(self, record: CallRecord, separate_legs: bool) -> None:
+        try:
+            record.recording = await self.telephony.record(
+                record.caller_uniqueid, record.interaction_id, separate_legs=separate_legs
+            )
+        except AsteriskError as exc:
+            log.error("call.record_failed", interaction=record.interaction_id, error=str(exc))
+
+    async def _hangup_quietly(self, channel: str) -> None:
+        try:
+            await self.telephony.hangup(channel)
+        except AsteriskError as exc:
+            log.info("call.hangup_not_needed", channel=channel, error=str(exc))
+
+    # -------------------------------------------------------------- tasks
+    def _spawn_action(self, coro: Coroutine[Any, Any, None]) -> None:
+        # AMI actions are started from synchronous event handlers; each runs
+        # in a task this object owns (stop() cancels and awaits them).
+        task = asyncio.create_task(coro)
+        self._actions.add(task)
+        task.add_done_callback(self._action_done)
+
+    def _action_done(self, task: asyncio.Task[None]) -> None:
+        self._actions.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("call.action_failed", error=repr(error))
+
+    async def _timer_loop(self) -> None:
+        while True:
+            deadline = self.acd.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - self.clock.now())
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                self._schedule(self.acd.tick(self.clock.now()))
+
+
+def _caller_id_name(record: CallRecord) -> str:
+    return f"{record.queue} {record.caller_number}".strip().replace('"', "")

@@ -1,0 +1,145 @@
+"""``agi://…/inbound?dnis=…``: a caller waits in queue inside our FastAGI session.
+
+The dialled number picks the queue (site routes); the caller hears music on
+hold in their language and, every ``announce_every`` seconds, their position
+and expected wait (Asterisk core sounds and SAY NUMBER). Pressing 1 offers a
+callback when the queue allows it.
+
+The session never connects the call itself: the call path rings an agent
+(agent first) and Asterisk pulls the caller out of AGI into the bridge. The
+session then sees a HANGUP although the caller is alive; whether the caller
+was connected or abandoned is decided by the call path from AMI, not here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+from callcenter.adapters.fastagi import AgiSession
+from callcenter.clock import Clock
+
+log = structlog.get_logger("callcenter.flows.inbound")
+
+CALLBACK_DIGIT = "1"
+
+
+class Ticket(Protocol):
+    """A caller's place in the ACD, as the waiting caller sees it."""
+
+    interaction_id: str
+
+    @property
+    def waiting(self) -> bool:
+        """True until an agent is connected or the interaction ends."""
+        ...
+
+    def position(self) -> int: ...
+
+    def expected_wait(self) -> float | None: ...
+
+
+class Lobby(Protocol):
+    """What the inbound flow needs from the call path."""
+
+    def arrive(self, session: AgiSession, dnis: str) -> tuple[Ticket, WaitSettings]: ...
+
+    async def callback_requested(self, ticket: Ticket, number: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WaitSettings:
+    language: str
+    music_class: str
+    announce_every: float
+    first_announce_after: float
+    callback: bool
+
+
+async def wait_in_queue(session: AgiSession, lobby: Lobby, clock: Clock) -> None:
+    dnis = session.request.query.get("dnis") or session.request.extension
+    ticket, settings = lobby.arrive(session, dnis)
+    await session.answer()
+    await session.set_variable("CHANNEL(language)", settings.language)
+    await session.set_variable("CC_INTERACTION", ticket.interaction_id)
+    await session.set_music(True, settings.music_class)
+    next_announce = clock.now() + settings.first_announce_after
+    while ticket.waiting:
+        # MOH keeps playing while we wait for a key; one AGI round trip a second.
+        digit = await session.wait_for_digit(1000)
+        if not ticket.waiting:
+            break
+        if digit == CALLBACK_DIGIT and settings.callback:
+            if await _offer_callback(session, lobby, ticket, settings):
+                return
+            next_announce = clock.now() + settings.announce_every
+        elif clock.now() >= next_announce:
+            pressed = await _announce(session, ticket, settings)
+            next_announce = clock.now() + settings.announce_every
+            if pressed == CALLBACK_DIGIT and await _offer_callback(
+                session, lobby, ticket, settings
+            ):
+                return
+    # Taken by an agent (or ended): stay until Asterisk moves the caller,
+    # so that closing our socket does not send them back to the dialplan.
+    if not session.hung_up:
+        await session.wait_hangup()
+
+
+async def _announce(session: AgiSession, ticket: Ticket, settings: WaitSettings) -> str:
+    """Say position and expected wait; return the callback digit if pressed."""
+    position = ticket.position()
+    pressed = ""
+    await session.set_music(False)
+    try:
+        if position <= 1:
+            await session.stream_file("queue-youarenext")
+        else:
+            await session.stream_file("queue-thereare")
+            await session.say_number(position - 1)
+            await session.stream_file("queue-callswaiting")
+        wait = ticket.expected_wait()
+        if wait is not None and wait >= 60 and ticket.waiting:
+            # "The estimated hold time is currently <n> minutes"
+            await session.stream_file("queue-holdtime")
+            await session.say_number(round(wait / 60))
+            await session.stream_file("queue-minutes")
+        if settings.callback and ticket.waiting:
+            # "Press 1 to call back" from core sounds, in the caller's language.
+            pressed = (
+                await session.stream_file("vm-press", CALLBACK_DIGIT)
+                or await session.say_digits(CALLBACK_DIGIT, CALLBACK_DIGIT)
+                or await session.stream_file("vm-tocallback", CALLBACK_DIGIT)
+            )
+    finally:
+        if not session.hung_up:
+            await session.set_music(True, settings.music_class)
+    return pressed
+
+
+async def _offer_callback(
+    session: AgiSession, lobby: Lobby, ticket: Ticket, settings: WaitSettings
+) -> bool:
+    """Confirm the number (1) or enter another; register; say goodbye."""
+    number = session.request.callerid
+    await session.set_music(False)
+    try:
+        if number:
+            await session.stream_file("vm-num-i-have")
+            await session.say_digits(number)
+            answer = await session.get_data("vm-press", timeout_ms=5000, max_digits=1)
+            if answer != "1":
+                number = ""
+        if not number:
+            number = await session.get_data("vm-enter-num-to-call", timeout_ms=8000, max_digits=15)
+        if not number.isdigit() or not ticket.waiting:
+            return False
+        await lobby.callback_requested(ticket, number)
+        await session.stream_file("vm-goodbye")
+        await session.hangup()
+        return True
+    finally:
+        if not session.hung_up and ticket.waiting:
+            await session.set_music(True, settings.music_class)

@@ -1,0 +1,275 @@
+"""Tier 1: the ACD engine, pure and synchronous."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from callcenter.acd import (
+    TRANSITIONS,
+    AgentEvent,
+    AgentProfile,
+    AgentState,
+    Engine,
+    InteractionRequest,
+    Policy,
+    QueueRules,
+    Relaxation,
+)
+from callcenter.acd.states import next_state
+from callcenter.errors import IllegalTransition, RoutingError
+
+
+def engine(policy: Policy = Policy.LONGEST_IDLE, **rules: object) -> Engine:
+    return Engine(
+        [
+            QueueRules("support", policy=policy, **rules),  # type: ignore[arg-type]
+            QueueRules("ventes", sl_threshold=20.0),
+            QueueRules("slow", sl_threshold=120.0),
+        ]
+    )
+
+
+def agent(agent_id: str, langs: tuple[str, ...] = ("fr",), **skills: int) -> AgentProfile:
+    return AgentProfile(agent_id, skills, frozenset(langs))
+
+
+def call(
+    interaction_id: str, queue: str = "support", priority: int = 0, lang: str = "fr", **skills: int
+) -> InteractionRequest:
+    return InteractionRequest(interaction_id, queue, skills or {queue: 1}, lang, priority)
+
+
+# ------------------------------------------------------------ state table
+@pytest.mark.parametrize(
+    ("state", "event"), list(itertools.product(list(AgentState), list(AgentEvent)))
+)
+def test_every_pair_is_either_in_the_table_or_refused(state: AgentState, event: AgentEvent) -> None:
+    if (state, event) in TRANSITIONS:
+        assert next_state(state, event) is TRANSITIONS[(state, event)]
+    else:
+        with pytest.raises(IllegalTransition, match=event.value):
+            next_state(state, event)
+
+
+def test_illegal_event_leaves_agent_unchanged() -> None:
+    acd = engine()
+    acd.agent_login(0, agent("a1", support=5))
+    acd.agent_pause(1, "a1", "lunch")
+    before = (acd.agent_state("a1"), acd.agents["a1"].pause_reason, acd.agents["a1"].since)
+    with pytest.raises(IllegalTransition):
+        acd.wrapup_ended(2, "a1")
+    assert (acd.agent_state("a1"), acd.agents["a1"].pause_reason, acd.agents["a1"].since) == before
+
+
+# --------------------------------------------------------------- routing
+def test_new_call_goes_to_longest_idle_eligible_agent() -> None:
+    acd = engine()
+    acd.agent_login(0, agent("a1", support=5))
+    acd.agent_login(1, agent("a2", support=9))
+    acd.agent_login(2, agent("a3", ventes=9))
+    [offer] = acd.interaction_arrived(10, call("c1"))
+    assert offer.agent_id == "a1"
+    assert "longest_idle" in offer.reason
+    assert acd.agent_state("a1") == "reserved"
+
+
+def test_best_proficiency_policy() -> None:
+    acd = engine(Policy.BEST_PROFICIENCY)
+    acd.agent_login(0, agent("a1", support=5))
+    acd.agent_login(1, agent("a2", support=9))
+    [offer] = acd.interaction_arrived(10, call("c1"))
+    assert offer.agent_id == "a2"
+
+
+def test_skill_level_and_language_are_required() -> None:
+    acd = engine()
+    acd.agent_login(0, agent("a1", support=3))
+    acd.agent_login(0, agent("a2", ("en",), support=9))
+    assert acd.interaction_arrived(1, call("c1", support=5)) == []
+    assert acd.position("c1") == 1
+
+
+def test_relaxation_lowers_the_level_after_a_wait() -> None:
+    acd = engine(relaxations=(Relaxation(after=30, min_level=1),))
+    acd.agent_login(0, agent("a1", support=2))
+    assert acd.interaction_arrived(0, call("c1", support=6)) == []
+    assert acd.next_deadline() == 30
+    assert acd.tick(29) == []
+    [offer] = acd.tick(30)
+    assert (offer.interaction_id, offer.agent_id) == ("c1", "a1")
+    assert any(e.kind == "relaxed" for e in acd.audit)
+
+
+def test_freed_agent_takes_vip_first_then_the_call_nearest_its_sl_target() -> None:
+    acd = engine()
+    acd.agent_login(0, agent("a1", support=5, ventes=5))
+    acd.agent_pause(0, "a1", "break")
+    acd.interaction_arrived(0, InteractionRequest("slow1", "slow", {"support": 1}))
+    acd.interaction_arrived(5, call("v1", "ventes"))
+    acd.interaction_arrived(8, call("vip", "support", priority=1))
+    [first] = acd.agent_ready(20, "a1")
+    assert first.interaction_id == "vip"
+    acd.offer_answered(21, "vip", "a1")
+    acd.interaction_ended(60, "vip")
+    [second] = acd.wrapup_ended(61, "a1")
+    # ventes waited 56 s of a 20 s target (2.8), slow 61 s of 120 s (0.5).
+    assert second.interaction_id == "v1"
+
+
+def test_rona_pauses_agent_and_call_keeps_its_place() -> None:
+    acd = engine()
+    acd.agent_login(0, agent("a1", support=5))
+    acd.agent_login(1, agent("a2", support=5))
+    acd.interaction_arrived(2, call("c1"))
+    [next_offer] = acd.offer_failed(17, "c1", "a1", "no answer")
+    assert next_offer.agent_id == "a2"
+    assert acd.agent_state("a1") == "paused"
+    assert acd.agents["a1"].pause_reason == "no answer"
+    assert acd.interactions["c1"].enqueued_at == 2
+
+
+def test_abandon_while_ringing_frees_the_agent_for_the_next_call() -> None:
+    acd = engine()
+    acd.agent_login(0, agent("a1", support=5))
+    acd.interaction_arrived(1, call("c1"))
+    acd.interaction_arrived(2, call("c2"))
+    [offer] = acd.interaction_abandoned(3, "c1")
+    assert (offer.interaction_id, offer.agent_id) == ("c2", "a1")
+    with pytest.raises(RoutingError):
+        acd.position("c1")
+
+
+def test_wrapup_timer_and_pause_requested_during_call() -> None:
+    acd = Engine([QueueRules("support", wrapup=15)])
+    acd.agent_login(0, agent("a1", support=5))
+    acd.interaction_arrived(1, call("c1"))
+    acd.offer_answered(2, "c1", "a1")
+    acd.interaction_arrived(3, call("c2"))
+    acd.agent_pause(4, "a1", "lunch")
+    assert acd.agent_state("a1") == "on_call"
+    acd.interaction_ended(30, "c1")
+    assert acd.next_deadline() == 45
+    assert acd.tick(45) == []  # the pending pause wins over the waiting call
+    assert (acd.agent_state("a1"), acd.agents["a1"].pause_reason) == ("paused", "lunch")
+
+
+def test_wrapup_ends_by_itself_and_serves_the_queue() -> None:
+    acd = Engine([QueueRules("support", wrapup=10)])
+    acd.agent_login(0, agent("a1", support=5))
+    acd.interaction_arrived(1, call("c1"))
+    acd.offer_answered(2, "c1", "a1")
+    acd.interaction_ended(30, "c1")
+    acd.interaction_arrived(31, call("c2"))
+    [offer] = acd.tick(40)
+    assert offer.interaction_id == "c2"
+
+
+def test_expected_wait_uses_position_staff_and_handle_time() -> None:
+    acd = Engine([QueueRules("support", default_handle_time=120)])
+    acd.agent_login(0, agent("a1", support=5))
+    acd.agent_login(0, agent("a2", support=5))
+    acd.agent_pause(0, "a1", "break")
+    acd.agent_pause(0, "a2", "break")
+    for i in range(4):
+        acd.interaction_arrived(i, call(f"c{i}"))
+    assert acd.position("c3") == 4
+    assert acd.expected_wait(10, "c3") == pytest.approx(4 * 120 / 2)
+    acd.agent_logout(11, "a1")
+    acd.agent_logout(11, "a2")
+    assert acd.expected_wait(12, "c3") is None
+
+
+def test_unknown_ids_are_routing_errors() -> None:
+    acd = engine()
+    with pytest.raises(RoutingError, match="unknown queue"):
+        acd.interaction_arrived(0, InteractionRequest("x", "nope"))
+    with pytest.raises(RoutingError, match="unknown agent"):
+        acd.agent_ready(0, "ghost")
+    acd.agent_login(0, agent("a1", support=5))
+    acd.interaction_arrived(0, call("c1"))
+    acd.agent_login(0, agent("a2", support=5))
+    with pytest.raises(RoutingError, match="not offered"):
+        acd.offer_answered(1, "c1", "a2")
+
+
+# -------------------------------------------------------------- properties
+ACTIONS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            ["arrive", "answer", "fail", "abandon", "end", "ready", "pause", "tick", "login"]
+        ),
+        st.integers(0, 5),
+        st.integers(0, 2),
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ACTIONS)
+def test_invariants_hold_under_any_sequence(actions: list[tuple[str, int, int]]) -> None:
+    acd = Engine([QueueRules("support", wrapup=5), QueueRules("ventes", wrapup=0)])
+    profiles = [
+        agent("a0", support=5),
+        agent("a1", support=2, ventes=7),
+        agent("a2", ("fr", "en"), support=9, ventes=1),
+    ]
+    now = 0.0
+    calls = 0
+    for kind, n, which in actions:
+        now += 1
+        a = profiles[which].agent_id
+        cid = f"c{n}"
+        try:
+            if kind == "login":
+                acd.agent_login(now, profiles[which])
+            elif kind == "arrive":
+                calls += 1
+                acd.interaction_arrived(
+                    now, call(f"c{calls}", ["support", "ventes"][n % 2], lang=["fr", "en"][n % 2])
+                )
+            elif kind == "answer":
+                acd.offer_answered(now, cid, a)
+            elif kind == "fail":
+                acd.offer_failed(now, cid, a, "no answer")
+            elif kind == "abandon":
+                acd.interaction_abandoned(now, cid)
+            elif kind == "end":
+                acd.interaction_ended(now, cid)
+            elif kind == "ready":
+                acd.agent_ready(now, a)
+            elif kind == "pause":
+                acd.agent_pause(now, a, "break")
+            else:
+                acd.tick(now + n)
+                now += n
+        except (RoutingError, IllegalTransition):
+            pass
+        _check(acd, now)
+
+
+def _check(acd: Engine, now: float) -> None:
+    holders: dict[str, str] = {}
+    for call_ in acd.interactions.values():
+        holder = call_.offered_to or call_.answered_by
+        if holder is not None:
+            assert holder not in holders, "an agent holds two voice calls"
+            holders[holder] = call_.interaction_id
+            agent_ = acd.agents[holder]
+            assert agent_.state in (AgentState.RESERVED, AgentState.ON_CALL)
+            assert call_.request.language in agent_.profile.languages
+    for agent_ in acd.agents.values():
+        if agent_.state in (AgentState.RESERVED, AgentState.ON_CALL):
+            assert agent_.agent_id in holders
+        if agent_.state is AgentState.READY:
+            for call_ in acd.interactions.values():
+                rules = acd.queues[call_.request.queue]
+                required = call_.required(rules, now)
+                fits = call_.request.language in agent_.profile.languages and all(
+                    agent_.level(s) >= lvl for s, lvl in required.items()
+                )
+                assert not (call_.waiting and fits), "a call waits while a fit agent is ready"
