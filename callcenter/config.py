@@ -71,6 +71,17 @@ class DatabaseConfig(BaseModel, extra="forbid"):
     max_connections: int = Field(default=10, ge=1)
 
 
+class SiteConfig(BaseModel, extra="forbid"):
+    # Queues, agents and dialled-number routes (operator data, YAML); the
+    # packaged default serves the local sandbox.
+    file: Path | None = None
+
+
+class RecordingConfig(BaseModel, extra="forbid"):
+    # Where MixMonitor writes, as Asterisk sees it (on the Asterisk host).
+    asterisk_dir: str = "/var/spool/asterisk/recordings"
+
+
 class LogConfig(BaseModel, extra="forbid"):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "console"] = "json"
@@ -88,6 +99,8 @@ class Settings(BaseSettings):
     agi: AgiConfig = AgiConfig()
     http: HttpConfig = HttpConfig()
     database: DatabaseConfig = DatabaseConfig()
+    site: SiteConfig = SiteConfig()
+    recording: RecordingConfig = RecordingConfig()
     log: LogConfig = LogConfig()
 
     @model_validator(mode="before")

@@ -11,13 +11,19 @@ from typing import Any
 
 import structlog
 
+from callcenter.acd import Engine, QueueRules
 from callcenter.adapters.ami import AmiClient, Connected, Disconnected, Resync, StreamItem
-from callcenter.adapters.fastagi import FastAgiServer
+from callcenter.adapters.fastagi import AgiSession, FastAgiServer
 from callcenter.adapters.http import HttpServer
+from callcenter.adapters.rest_agents import agent_routes
+from callcenter.adapters.telephony import Telephony, TelephonyConfig
+from callcenter.callpath.service import CallPath
+from callcenter.callpath.site import Site, load_site
 from callcenter.clock import Clock, SystemClock
 from callcenter.config import Settings
+from callcenter.flows.inbound import wait_in_queue
 from callcenter.flows.selftest import selftest
-from callcenter.protocol.channels import ChannelTracker
+from callcenter.protocol.channels import Change, ChannelTracker
 from callcenter.store.db import create_pool, migrate
 
 log = structlog.get_logger("callcenter.daemon")
@@ -33,13 +39,23 @@ class Daemon:
             settings.ami, settings.ami.resolved_secret(), node=node, clock=self.clock
         )
         self.ami.subscribe(self._on_ami)
+        self.site: Site = load_site(settings.site.file)
+        self.acd = Engine(
+            QueueRules(name, sl_threshold=q.sl_threshold, wrapup=q.wrapup)
+            for name, q in self.site.queues.items()
+        )
+        self.telephony = Telephony(
+            self.ami, TelephonyConfig(recordings_dir=settings.recording.asterisk_dir)
+        )
+        self.callpath = CallPath(self.acd, self.telephony, self.site, self.clock, node=node)
         self.agi = FastAgiServer(
             settings.agi.host,
             settings.agi.port,
-            {"selftest": selftest},
+            {"selftest": selftest, "inbound": self._inbound, "after-agent": _after_agent},
             idle_timeout=settings.agi.idle_timeout,
         )
         self.http = HttpServer(settings.http.host, settings.http.port, self.health)
+        self.http.app.add_routes(agent_routes(self.callpath, self.acd))
         self.pool: Any = None
         self._started: list[str] = []
 
@@ -54,6 +70,8 @@ class Daemon:
                 max_size=self.settings.database.max_connections,
             )
             self._started.append("pool")
+        await self.callpath.start()
+        self._started.append("callpath")
         await self.agi.start()
         self._started.append("agi")
         await self.http.start()
@@ -76,6 +94,8 @@ class Daemon:
                     await self.http.stop()
                 elif name == "agi":
                     await self.agi.stop()
+                elif name == "callpath":
+                    await self.callpath.stop()
                 elif name == "pool":
                     await self.pool.close()
             except Exception:
@@ -105,11 +125,22 @@ class Daemon:
             "channels": len(self.tracker.channels()),
         }
 
+    async def _inbound(self, session: AgiSession) -> None:
+        await wait_in_queue(session, self.callpath, self.clock)
+
     async def _on_ami(self, item: StreamItem) -> None:
+        changes: list[Change]
         if isinstance(item, Resync):
             changes = self.tracker.resync(list(item.channels), list(item.bridges))
             log.info("ami.resynced", channels=len(item.channels), changes=len(changes))
         elif isinstance(item, Connected | Disconnected):
             return
         else:
-            self.tracker.apply(item)
+            changes = self.tracker.apply(item)
+        for change in changes:
+            self.callpath.on_change(change)
+
+
+async def _after_agent(session: AgiSession) -> None:
+    # The agent hung up first. The post-call survey (IVR issue) hooks in here.
+    await session.hangup()

@@ -53,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
         settings = settings.model_copy(
             update={
                 "ami": settings.ami.model_copy(update=overrides["ami"]),
+                "recording": settings.recording.model_copy(
+                    update={"asterisk_dir": str(asterisk.recordings_in_asterisk)}
+                ),
                 **(
                     {"database": settings.database.model_copy(update=overrides["database"])}
                     if "database" in overrides

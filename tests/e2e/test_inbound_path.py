@@ -1,0 +1,197 @@
+"""Tier 3: the inbound call path through the real Asterisk, driven by sipp.
+
+A sipp caller dials a queue's number, waits in our FastAGI session; the ACD
+picks an agent; the daemon rings the agent's phone (a sipp UAS) agent-first,
+bridges, records; hang-ups, ring-no-answer and abandons are followed from AMI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from callcenter.callpath.service import CallRecord, Phase
+from callcenter.config import Settings
+from callcenter.daemon import Daemon
+from callcenter.testing.instances import AsteriskInstance
+from callcenter.testing.sipp import sipp_agents, sipp_caller
+
+pytestmark = pytest.mark.asterisk
+
+SITE = """
+queues:
+  support:
+    skills: {support: 1}
+    language: fr
+    ring_timeout: 8
+    wrapup: 1
+    first_announce_after: 2
+    announce_every: 3
+  rona:
+    skills: {support: 1}
+    ring_timeout: 2
+    wrapup: 1
+routes:
+  '3901': {queue: support}
+  '3902': {queue: rona}
+agents:
+  a01: {name: Agent 1, endpoint: agent11, skills: {support: 5}}
+  a02: {name: Agent 2, endpoint: agent12, skills: {support: 5}}
+"""
+
+
+@contextlib.asynccontextmanager
+async def daemon(asterisk: AsteriskInstance, tmp_path: Path) -> AsyncIterator[Daemon]:
+    site = tmp_path / "site.yaml"
+    site.write_text(SITE)
+    settings = Settings.model_validate(
+        {
+            "ami": {
+                "port": asterisk.ports.ami,
+                "secret": asterisk.ami.secret,
+                "ping_interval": 1.0,
+                "ping_timeout": 1.0,
+            },
+            "agi": {"port": asterisk.ports.agi},
+            "http": {"port": 0},
+            "site": {"file": str(site)},
+            "recording": {"asterisk_dir": str(asterisk.sandbox.recordings_in_asterisk)},
+        }
+    )
+    d = Daemon(settings)
+    await d.start()
+    try:
+        await d.ami.wait_connected(10)
+        yield d
+    finally:
+        await d.stop()
+
+
+async def rest(d: Daemon, method: str, path: str, body: object = None) -> tuple[int, object]:
+    url = f"http://127.0.0.1:{d.http.port}{path}"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(method, url, json=body) as reply,
+    ):
+        return reply.status, await reply.json()
+
+
+async def until(predicate: object, timeout: float = 20.0, what: str = "") -> None:
+    assert callable(predicate)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not reached in time: {what}")
+        await asyncio.sleep(0.05)
+
+
+def finished(d: Daemon) -> list[CallRecord]:
+    return list(d.callpath.history)
+
+
+async def test_caller_is_connected_agent_first_recorded_and_agent_wraps_up(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    async with (
+        daemon(asterisk, tmp_path) as d,
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=300, talk_ms=2500),
+    ):
+        status, view = await rest(d, "POST", "/api/agents/a01/login")
+        assert status == 200, view
+        assert isinstance(view, dict)
+        assert view["state"] == "ready"
+        async with sipp_caller(asterisk.ports.sip, "3901") as caller:
+            await until(lambda: d.callpath.history, what="call finished")
+            result = await caller.wait(timeout=40)
+        assert result.ok, result.errors or result.stderr
+        [record] = finished(d)
+        assert record.phase is Phase.COMPLETED
+        assert record.agent_id == "a01"
+        assert record.answered_at is not None
+        assert record.offers == 1
+        assert d.acd.agent_state("a01") in ("wrap_up", "ready")
+        await until(lambda: d.acd.agent_state("a01") == "ready", what="wrap-up ends")
+        status, shown = await rest(d, "GET", f"/api/interactions/{record.interaction_id}")
+        assert status == 200
+        assert isinstance(shown, dict)
+        assert shown["phase"] == "completed"
+    recording = asterisk.sandbox.recordings / f"{record.interaction_id}.wav"
+    assert recording.exists()
+    assert recording.stat().st_size > 8000
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")
+
+
+async def test_ring_no_answer_pauses_agent_and_caller_keeps_waiting_then_abandons(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    async with (
+        daemon(asterisk, tmp_path) as d,
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=60_000),
+    ):
+        d.callpath.agent_login("a02")
+        async with sipp_caller(asterisk.ports.sip, "3902", hangup_after_ms=6000) as caller:
+            await until(lambda: d.acd.agent_state("a02") == "paused", what="RONA")
+            assert d.acd.agents["a02"].pause_reason == "no answer"
+            [record] = list(d.callpath.calls.values())
+            assert record.phase is Phase.WAITING  # still in queue, same place
+            assert record.offers == 1
+            await caller.wait(timeout=30)
+        await until(lambda: d.callpath.history, what="abandon recorded")
+        [record] = finished(d)
+        assert record.phase is Phase.ABANDONED
+        assert record.abandoned_where == "queue"
+        status, agents = await rest(d, "GET", "/api/agents")
+        assert status == 200
+        assert isinstance(agents, list)
+        assert {a["agent"]: a["state"] for a in agents}["a02"] == "paused"
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")
+
+
+async def test_abandon_while_agent_rings_hangs_up_the_agent_and_frees_them(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    async with (
+        daemon(asterisk, tmp_path) as d,
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=60_000),
+    ):
+        d.callpath.agent_login("a01")
+        async with sipp_caller(asterisk.ports.sip, "3901", hangup_after_ms=3000) as caller:
+            await until(lambda: d.acd.agent_state("a01") == "reserved", what="agent rings")
+            await caller.wait(timeout=30)
+        await until(lambda: d.callpath.history, what="abandon recorded")
+        [record] = finished(d)
+        assert record.phase is Phase.ABANDONED
+        assert record.abandoned_where == "ringing"
+        await until(lambda: d.acd.agent_state("a01") == "ready", what="agent freed")
+    await until(lambda: asterisk.active_channels() == 0, what="agent leg hung up")
+
+
+async def test_rest_refuses_bad_requests_and_illegal_operations(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    async with daemon(asterisk, tmp_path) as d:
+        assert (await rest(d, "POST", "/api/agents/ghost/login"))[0] == 404
+        status, body = await rest(d, "POST", "/api/agents/a01/ready")
+        assert status == 404  # never logged in: unknown to the ACD
+        await rest(d, "POST", "/api/agents/a01/login")
+        status, body = await rest(d, "POST", "/api/agents/a01/wrapup/end")
+        assert status == 409
+        assert isinstance(body, dict)
+        assert "not allowed" in body["error"]
+        assert d.acd.agent_state("a01") == "ready"  # unchanged
+        status, body = await rest(d, "POST", "/api/agents/a01/pause", {"reason": "nap"})
+        assert status == 409
+        url = f"http://127.0.0.1:{d.http.port}/api/agents/a01/pause"
+        async with aiohttp.ClientSession() as http, http.post(url, data=b"{not json") as reply:
+            assert reply.status == 400
+            assert "JSON" in json.loads(await reply.text())["error"]
+        status, body = await rest(d, "POST", "/api/agents/a01/pause", {"reason": "lunch"})
+        assert status == 200
+        assert isinstance(body, dict)
+        assert (body["state"], body["reason"]) == ("paused", "lunch")
