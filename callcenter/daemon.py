@@ -139,6 +139,10 @@ class Daemon:
             changes = self.tracker.apply(item)
         for change in changes:
             self.callpath.on_change(change)
+        if isinstance(item, Resync):
+            # Callers who hung up while we were blind are abandons now (above);
+            # the others get offers again.
+            self.callpath.telephony_restored()
 
 
 async def _after_agent(session: AgiSession) -> None:

@@ -148,8 +148,33 @@ class Engine:
         self._log(at, "rona", interaction_id, agent_id, f"{reason}; agent paused '{NO_ANSWER}'")
         return self._serve_call(at, call)
 
+    def offer_cancelled(
+        self, at: float, interaction_id: str, agent_id: str, reason: str
+    ) -> Sequence[OfferDecision]:
+        """The offer could not be placed (Asterisk unreachable): not the agent's
+        fault, so the agent is ready again; the call keeps its place. No new
+        offer is made now (it would fail the same way): call
+        :meth:`redispatch` once telephony is back."""
+        call, agent = self._offer_pair(interaction_id, agent_id)
+        self._move(agent, AgentEvent.CANCEL, at)
+        agent.interaction = None
+        call.offered_to = None
+        self._log(at, "cancelled", interaction_id, agent_id, reason)
+        return ()
+
+    def redispatch(self, at: float) -> Sequence[OfferDecision]:
+        """Offer waiting calls to every ready agent (after telephony recovers)."""
+        offers: list[OfferDecision] = []
+        for agent in sorted(self.agents.values(), key=lambda a: a.idle_since):
+            offers += self._serve_agent(at, agent)
+        return offers
+
     def interaction_abandoned(self, at: float, interaction_id: str) -> Sequence[OfferDecision]:
         call = self._interaction(interaction_id)
+        if call.answered_by is not None:
+            raise RoutingError(
+                f"interaction {interaction_id!r} was answered: it ends, it is not abandoned"
+            )
         del self.interactions[interaction_id]
         self._log(at, "abandoned", interaction_id, call.offered_to, "caller left")
         if call.offered_to is not None:

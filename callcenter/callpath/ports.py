@@ -41,6 +41,14 @@ class AcdPort(Protocol):
         """Ring-no-answer or busy: the agent is paused, the call keeps its place."""
         ...
 
+    def offer_cancelled(
+        self, at: float, interaction_id: str, agent_id: str, reason: str
+    ) -> Sequence[OfferDecision]:
+        """The offer could not be placed: agent ready again, call keeps its place."""
+        ...
+
+    def redispatch(self, at: float) -> Sequence[OfferDecision]: ...
+
     def interaction_abandoned(self, at: float, interaction_id: str) -> Sequence[OfferDecision]: ...
 
     def interaction_ended(self, at: float, interaction_id: str) -> Sequence[OfferDecision]:

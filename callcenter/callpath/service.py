@@ -345,12 +345,26 @@ class CallPath:
                 variables={"CC_INTERACTION": record.interaction_id, "CC_QUEUE": record.queue},
             )
         except AsteriskError as exc:
-            # Could not even ring (AMI down, Asterisk refused): the agent is
-            # not at fault for a no-answer, but the call must not wait on a
-            # phone that never rings. Treat as a failed offer; the ACD keeps
-            # the caller's place.
+            # Could not even ring (AMI down, Asterisk refused): not the
+            # agent's fault. The caller keeps their place and is offered
+            # again when the AMI link is back (telephony_restored).
             if record.phase is Phase.RINGING and record.agent_leg == leg:
-                self._offer_failed(record, f"originate failed: {exc}")
+                assert record.agent_id is not None
+                log.warning(
+                    "call.offer_not_placed", interaction=record.interaction_id, error=str(exc)
+                )
+                self._by_leg.pop(leg, None)
+                agent, record.agent_id, record.agent_leg = record.agent_id, None, None
+                record.phase = Phase.WAITING
+                self._apply(
+                    self.acd.offer_cancelled(
+                        self.clock.now(), record.interaction_id, agent, f"not placed: {exc}"
+                    )
+                )
+
+    def telephony_restored(self) -> None:
+        """The AMI link is back (and resynced): offer waiting calls again."""
+        self._apply(self.acd.redispatch(self.clock.now()))
 
     async def _record(self, record: CallRecord, separate_legs: bool) -> None:
         try:

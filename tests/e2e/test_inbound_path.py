@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from callcenter.config import Settings
 from callcenter.daemon import Daemon
 from callcenter.testing.instances import AsteriskInstance
 from callcenter.testing.sipp import sipp_agents, sipp_caller
+from callcenter.testing.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.asterisk
 
@@ -195,3 +197,45 @@ async def test_rest_refuses_bad_requests_and_illegal_operations(
         assert status == 200
         assert isinstance(body, dict)
         assert (body["state"], body["reason"]) == ("paused", "lunch")
+
+
+async def test_ami_outage_never_drops_a_waiting_caller(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    """AMI goes down while a caller waits and an agent logs in: the offer
+    cannot be placed, the caller keeps waiting (FastAGI does not need AMI),
+    and once AMI is back the call is offered again and connected."""
+    proxy = TcpProxy("127.0.0.1", asterisk.ports.ami)
+    await proxy.start()
+    proxied = dataclasses.replace(
+        asterisk, ports=dataclasses.replace(asterisk.ports, ami=proxy.port)
+    )
+    try:
+        async with (
+            daemon(proxied, tmp_path) as d,
+            sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=300, talk_ms=1500),
+            sipp_caller(asterisk.ports.sip, "3901") as caller,
+        ):
+            await until(lambda: d.callpath.calls, what="caller in queue")
+            proxy.refuse()
+            proxy.cut()
+            await until(lambda: not d.ami.connected, what="AMI down")
+            d.callpath.agent_login("a01")
+            # The Originate waits for the link a while, then gives up:
+            # the agent is not blamed, the caller keeps their place.
+            await until(
+                lambda: any(e.kind == "cancelled" for e in d.acd.audit), what="offer not placed"
+            )
+            assert d.acd.agent_state("a01") == "ready"
+            [record] = list(d.callpath.calls.values())
+            assert record.phase is Phase.WAITING
+            proxy.refuse(False)
+            proxy.heal()
+            await until(lambda: d.callpath.history, timeout=30, what="connected after recovery")
+            result = await caller.wait(timeout=40)
+            assert result.ok, result.errors or result.stderr
+            [done] = finished(d)
+            assert done.phase is Phase.COMPLETED
+            assert done.offers == 2
+    finally:
+        await proxy.stop()

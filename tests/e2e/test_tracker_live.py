@@ -209,8 +209,8 @@ async def test_blind_transfer_to_another_agent(asterisk: AsteriskInstance) -> No
 
 
 async def test_local_channel_is_seen_through(asterisk: AsteriskInstance) -> None:
-    # Measured: with the caller pulled out of AGI by Bridge(), Asterisk 22
-    # does not optimise this Local pair away; the tracker must see through it.
+    # Measured: Asterisk 22 sometimes optimises this Local pair away and
+    # sometimes not (timing); either way the tracker must see through it.
     async def via_local(state: Live, channel: str, caller: str) -> None:
         await state.client.originate(
             "Local/agent2@callcenter-agents", application="Bridge", data=channel, timeout_ms=10_000
@@ -218,13 +218,14 @@ async def test_local_channel_is_seen_through(asterisk: AsteriskInstance) -> None
         await state.until(lambda: state.peer_name(caller).startswith("PJSIP/agent2-"))
         near = state.tracker.peer_of(caller, through_local=False)
         assert near is not None
-        assert near.name.startswith("Local/agent2@callcenter-agents-")
-        assert near.name.endswith(";1")
-        far = state.tracker.local_peer(near.uniqueid)
-        assert far is not None
-        assert far.endswith(";2")
+        optimised = any(isinstance(c, LocalOptimized) for c in state.changes)
+        if near.is_local:
+            assert near.name.startswith("Local/agent2@callcenter-agents-")
+            far = state.tracker.local_peer(near.uniqueid)
+            assert far is not None
+            assert far.endswith(";2")
+        else:
+            assert optimised
+            assert near.name.startswith("PJSIP/agent2-")
 
-    state = await run_scenario(
-        asterisk, "local_channel", via_local, talk_ms=None, caller_hangup_ms=3000
-    )
-    assert not any(isinstance(c, LocalOptimized) for c in state.changes)
+    await run_scenario(asterisk, "local_channel", via_local, talk_ms=None, caller_hangup_ms=3000)
