@@ -17,7 +17,7 @@ from callcenter.adapters.fastagi import AgiSession, FastAgiServer
 from callcenter.adapters.http import HttpServer
 from callcenter.adapters.rest_agents import agent_routes
 from callcenter.adapters.telephony import Telephony, TelephonyConfig
-from callcenter.callpath.service import CallPath
+from callcenter.callpath.service import CallPath, row_of
 from callcenter.callpath.site import Site, load_site
 from callcenter.clock import Clock, SystemClock
 from callcenter.config import Settings
@@ -25,6 +25,7 @@ from callcenter.flows.inbound import wait_in_queue
 from callcenter.flows.selftest import selftest
 from callcenter.protocol.channels import Change, ChannelTracker
 from callcenter.store.db import create_pool, migrate
+from callcenter.store.interactions import InteractionWriter
 
 log = structlog.get_logger("callcenter.daemon")
 
@@ -57,6 +58,7 @@ class Daemon:
         self.http = HttpServer(settings.http.host, settings.http.port, self.health)
         self.http.app.add_routes(agent_routes(self.callpath, self.acd))
         self.pool: Any = None
+        self.writer: InteractionWriter | None = None
         self._started: list[str] = []
 
     async def start(self) -> None:
@@ -70,6 +72,11 @@ class Daemon:
                 max_size=self.settings.database.max_connections,
             )
             self._started.append("pool")
+            self.writer = InteractionWriter(self.pool)
+            await self.writer.start()
+            self._started.append("writer")
+            writer = self.writer
+            self.callpath.on_finished = lambda record: writer.submit(row_of(record))
         await self.callpath.start()
         self._started.append("callpath")
         await self.agi.start()
@@ -96,6 +103,8 @@ class Daemon:
                     await self.agi.stop()
                 elif name == "callpath":
                     await self.callpath.stop()
+                elif name == "writer" and self.writer is not None:
+                    await self.writer.stop()
                 elif name == "pool":
                     await self.pool.close()
             except Exception:
@@ -123,6 +132,8 @@ class Daemon:
                 "ping_timeouts": stats.ping_timeouts,
             },
             "channels": len(self.tracker.channels()),
+            "calls_waiting": sum(1 for c in self.callpath.calls.values() if c.waiting),
+            "db_writer_backlog": self.writer.backlog if self.writer else None,
         }
 
     async def _inbound(self, session: AgiSession) -> None:

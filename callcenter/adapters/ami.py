@@ -240,6 +240,8 @@ class AmiClient:
         self._clock = clock or SystemClock()
         self._handlers: list[Handler] = []
         self._backlog: deque[StreamItem] = deque()
+        # Events held back while a resync snapshot is being taken (see _session).
+        self._held: list[StreamItem] | None = None
         self._backlog_ready = asyncio.Event()
         self._drained = asyncio.Event()
         self._handling = False
@@ -461,8 +463,19 @@ class AmiClient:
             self._push(Connected(self.node, self._clock.now(), reconnect))
             # Watch the link from the first moment: the resync itself may hang.
             watchdog = asyncio.create_task(self._watchdog(protocol), name=f"ami-ping-{self.node}")
-            channels, bridges = await self.snapshot()
+            # Events that arrive while the snapshot is taken describe changes
+            # the snapshot may not show: deliver them after the Resync, or
+            # the consumer would replace them with the older picture (a
+            # channel created meanwhile would look gone).
+            self._held = []
+            try:
+                channels, bridges = await self.snapshot()
+                held = self._held
+            finally:
+                self._held = None
             self._push(Resync(self.node, self._clock.now(), channels, bridges))
+            for item in held:
+                self._push(item)
             await protocol.lost
         finally:
             # Reap the watchdog first: nothing below may skip it.
@@ -519,7 +532,13 @@ class AmiClient:
             return
         self.stats.events += 1
         self.stats.last_event_at = self._clock.now()
-        self._push(event)
+        if self._held is not None:
+            # No backpressure here: the snapshot's reply is behind these
+            # events on the socket, so reading must go on. The amount is
+            # bounded by Asterisk's event rate times the snapshot's duration.
+            self._held.append(event)
+        else:
+            self._push(event)
 
     def _malformed(self, error: str, frame: AmiFrame | None) -> None:
         self.stats.malformed += 1
@@ -538,14 +557,19 @@ class AmiClient:
         size = len(self._backlog)
         if size > self.stats.backlog_max:
             self.stats.backlog_max = size
-        if size >= self.config.event_queue_size and not self._reads_paused:
-            # Backpressure instead of loss: stop reading the socket until the
-            # consumer catches up (Asterisk buffers, then its writetimeout).
-            protocol = self._protocol
-            if protocol is not None and protocol.transport is not None:
-                protocol.transport.pause_reading()
-                self._reads_paused = True
-                self.stats.paused_reads += 1
+        if size >= self.config.event_queue_size:
+            self._pause_reading()
+
+    def _pause_reading(self) -> None:
+        # Backpressure instead of loss: stop reading the socket until the
+        # consumer catches up (Asterisk buffers, then its writetimeout).
+        if self._reads_paused:
+            return
+        protocol = self._protocol
+        if protocol is not None and protocol.transport is not None:
+            protocol.transport.pause_reading()
+            self._reads_paused = True
+            self.stats.paused_reads += 1
 
     def _resume_reading(self) -> None:
         if self._reads_paused:

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections import deque
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -36,6 +37,7 @@ from callcenter.clock import Clock
 from callcenter.errors import AsteriskError, RoutingError
 from callcenter.flows.inbound import WaitSettings
 from callcenter.protocol.channels import Change, ChannelRemoved, OriginateResult
+from callcenter.store.interactions import InteractionRow, Leg
 from callcenter.tasks import cancel_and_wait
 
 log = structlog.get_logger("callcenter.callpath")
@@ -67,6 +69,8 @@ class CallRecord:
     language: str
     priority: int
     arrived_at: float
+    arrived_wall: float = 0.0
+    """Wall-clock time of arrival: the other times are ``arrived_wall + (t - arrived_at)``."""
     phase: Phase = Phase.WAITING
     agent_id: str | None = None
     agent_leg: str | None = None
@@ -100,6 +104,7 @@ class CallPath:
         clock: Clock,
         *,
         node: str,
+        on_finished: Callable[[CallRecord], None] | None = None,
     ) -> None:
         self.acd = acd
         self.telephony = telephony
@@ -113,7 +118,8 @@ class CallPath:
         self._timer: asyncio.Task[None] | None = None
         self._actions: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
-        self.history: list[CallRecord] = []
+        self.history: deque[CallRecord] = deque(maxlen=1000)
+        self.on_finished = on_finished
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -141,6 +147,7 @@ class CallPath:
             language=language,
             priority=route.priority if route.priority is not None else queue.priority,
             arrived_at=self.clock.now(),
+            arrived_wall=self.clock.wall(),
             _path=self,
         )
         self.calls[record.interaction_id] = record
@@ -273,6 +280,8 @@ class CallPath:
         self._by_leg.pop(record.agent_leg or "", None)
         self.calls.pop(record.interaction_id, None)
         self.history.append(record)
+        if self.on_finished is not None:
+            self.on_finished(record)
 
     # ------------------------------------------------------ agent operations
     def agent_login(self, agent_id: str, endpoint: str | None = None) -> None:
@@ -368,8 +377,12 @@ class CallPath:
 
     async def _record(self, record: CallRecord, separate_legs: bool) -> None:
         try:
+            # On the agent leg: ours from the start and stable, whereas the
+            # caller's channel is being moved out of AGI at this moment
+            # (measured: MixMonitor on it can hit the "Surrogate" channel).
+            assert record.agent_leg is not None
             record.recording = await self.telephony.record(
-                record.caller_uniqueid, record.interaction_id, separate_legs=separate_legs
+                record.agent_leg, record.interaction_id, separate_legs=separate_legs
             )
         except AsteriskError as exc:
             log.error("call.record_failed", interaction=record.interaction_id, error=str(exc))
@@ -402,6 +415,55 @@ class CallPath:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             except TimeoutError:
                 self._schedule(self.acd.tick(self.clock.now()))
+
+
+def row_of(record: CallRecord) -> InteractionRow:
+    """The database row of a finished interaction."""
+
+    def wall(t: float | None) -> float | None:
+        return None if t is None else record.arrived_wall + (t - record.arrived_at)
+
+    legs = [
+        Leg(
+            record.caller_uniqueid,
+            record.caller_channel,
+            "caller",
+            record.arrived_wall,
+            wall(record.ended_at),
+        )
+    ]
+    if record.agent_leg is not None and record.answered_at is not None:
+        legs.append(
+            Leg(
+                record.agent_leg,
+                f"agent {record.agent_id}",
+                "agent",
+                wall(record.answered_at) or record.arrived_wall,
+                wall(record.ended_at),
+            )
+        )
+    return InteractionRow(
+        interaction_id=record.interaction_id,
+        node=record.node,
+        linkedid=record.caller_uniqueid,
+        queue=record.queue,
+        caller_number=record.caller_number,
+        language=record.language,
+        priority=record.priority,
+        enqueued_at=record.arrived_wall,
+        answered_at=wall(record.answered_at),
+        ended_at=wall(record.ended_at),
+        agent_id=record.agent_id,
+        outcome=record.phase.value,
+        context={
+            "dnis": record.dnis,
+            "offers": record.offers,
+            "abandoned_where": record.abandoned_where,
+            "recording": record.recording,
+            "callback_number": record.callback_number,
+        },
+        legs=tuple(legs),
+    )
 
 
 def _caller_id_name(record: CallRecord) -> str:

@@ -253,8 +253,10 @@ async def test_backpressure_pauses_reading_and_loses_nothing(server: FakeAmiServ
             await asyncio.sleep(0)
             seen.append(item.uniqueid)  # type: ignore[union-attr]
 
-    async with running(server, event_queue_size=100) as (client, _received):
+    async with running(server, event_queue_size=100) as (client, received):
         client.subscribe(slow)
+        # Steady state: events during the first resync are held, not paused.
+        await wait_for(lambda: any(isinstance(i, Resync) for i in received))
         for i in range(5000):
             server.send_event(hangup_event(f"bp-{i}"))
         await wait_for(lambda: len(seen) == 5000, timeout=20)
