@@ -32,6 +32,7 @@ there are any). It is an estimate for announcements, not a promise.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 from collections import deque
@@ -66,6 +67,15 @@ class Engine:
         self.audit: deque[AuditEntry] = deque(maxlen=audit_size)
         self._sequence = itertools.count()
         self._handle_times: dict[str, deque[float]] = {}
+        # Per queue, the waiting calls in service order (priority, then
+        # arrival): an agent's next call is the best head among its queues.
+        self._waiting: dict[str, list[tuple[tuple[float, float, int], str]]] = {
+            name: [] for name in self.queues
+        }
+        # The skill names every waiting call of a queue requires, when they
+        # all require the same ones (the usual case): lets an agent skip a
+        # whole queue it has no skill for instead of walking its line.
+        self._uniform: dict[str, frozenset[str] | None] = {}
         self._last_offer: dict[str, int] = {}
         self._offers = itertools.count()
         # Timers: (deadline, kind, key); stale entries are skipped on pop.
@@ -123,6 +133,7 @@ class Engine:
         enqueued = request.enqueued_at if request.enqueued_at is not None else at
         call = LiveInteraction(request, enqueued, next(self._sequence))
         self.interactions[request.interaction_id] = call
+        self._enqueue(call)
         for step in self.queues[request.queue].relaxations:
             heapq.heappush(self._timers, (enqueued + step.after, "relax", call.interaction_id))
         return self._serve_call(at, call)
@@ -145,6 +156,7 @@ class Engine:
         agent.pause_reason = NO_ANSWER
         call.offered_to = None
         call.declined_by.add(agent_id)
+        self._enqueue(call)
         self._log(at, "rona", interaction_id, agent_id, f"{reason}; agent paused '{NO_ANSWER}'")
         return self._serve_call(at, call)
 
@@ -159,6 +171,7 @@ class Engine:
         self._move(agent, AgentEvent.CANCEL, at)
         agent.interaction = None
         call.offered_to = None
+        self._enqueue(call)
         self._log(at, "cancelled", interaction_id, agent_id, reason)
         return ()
 
@@ -176,6 +189,8 @@ class Engine:
                 f"interaction {interaction_id!r} was answered: it ends, it is not abandoned"
             )
         del self.interactions[interaction_id]
+        if call.waiting:
+            self._dequeue(call)
         self._log(at, "abandoned", interaction_id, call.offered_to, "caller left")
         if call.offered_to is not None:
             agent = self._agent(call.offered_to)
@@ -237,13 +252,8 @@ class Engine:
     # ---------------------------------------------------------- estimates
     def position(self, interaction_id: str) -> int:
         call = self._interaction(interaction_id)
-        return 1 + sum(
-            1
-            for other in self.interactions.values()
-            if other.waiting
-            and other.request.queue == call.request.queue
-            and _order(other) < _order(call)
-        )
+        line = self._waiting[call.request.queue]
+        return bisect.bisect_left(line, (_order(call), call.interaction_id)) + 1
 
     def expected_wait(self, at: float, interaction_id: str) -> float | None:
         call = self._interaction(interaction_id)
@@ -280,19 +290,27 @@ class Engine:
             return []
         best: tuple[float, int] | None = None
         chosen: LiveInteraction | None = None
-        for call in self.interactions.values():
-            if not call.waiting:
+        for queue, line in self._waiting.items():
+            if not line:
                 continue
-            rules = self.queues[call.request.queue]
-            if not _eligible(agent, call, call.required(rules, at)):
+            names = self._uniform.get(queue)
+            if names is not None and any(agent.level(skill) == 0 for skill in names):
                 continue
-            score = (
-                call.request.priority * _PRIORITY_WEIGHT
-                + (at - call.enqueued_at) / rules.sl_threshold
-            )
-            key = (-score, call.sequence)
-            if best is None or key < best:
-                best, chosen = key, call
+            rules = self.queues[queue]
+            # Within a queue, service order is score order (same threshold):
+            # the first call this agent may take is the queue's best for it.
+            for _key, interaction_id in line:
+                call = self.interactions[interaction_id]
+                if not _eligible(agent, call, call.required(rules, at)):
+                    continue
+                score = (
+                    call.request.priority * _PRIORITY_WEIGHT
+                    + (at - call.enqueued_at) / rules.sl_threshold
+                )
+                key = (-score, call.sequence)
+                if best is None or key < best:
+                    best, chosen = key, call
+                break
         if chosen is None:
             return []
         assert best is not None
@@ -315,6 +333,7 @@ class Engine:
         self, at: float, call: LiveInteraction, agent: LiveAgent, reason: str
     ) -> OfferDecision:
         self._move(agent, AgentEvent.OFFER, at)
+        self._dequeue(call)
         agent.interaction = call.interaction_id
         call.offered_to = agent.agent_id
         self._last_offer[agent.agent_id] = next(self._offers)
@@ -347,6 +366,23 @@ class Engine:
             agent.pause_reason = None
         if event is AgentEvent.ANSWER:
             agent.answered_at = at
+
+    def _enqueue(self, call: LiveInteraction) -> None:
+        queue = call.request.queue
+        line = self._waiting[queue]
+        names = frozenset(call.request.skills)
+        if not line:
+            self._uniform[queue] = names
+        elif self._uniform.get(queue) != names:
+            self._uniform[queue] = None
+        bisect.insort(line, (_order(call), call.interaction_id))
+
+    def _dequeue(self, call: LiveInteraction) -> None:
+        line = self._waiting[call.request.queue]
+        entry = (_order(call), call.interaction_id)
+        index = bisect.bisect_left(line, entry)
+        if index < len(line) and line[index] == entry:
+            del line[index]
 
     def _remember_handle_time(self, rules: QueueRules, seconds: float) -> None:
         self._handle_times.setdefault(rules.name, deque(maxlen=50)).append(seconds)
