@@ -5,6 +5,7 @@
     POST /api/agents/{agent}/pause      {"reason": "lunch"}
     POST /api/agents/{agent}/wrapup/end
     POST /api/agents/{agent}/logout
+    POST /api/supervisors/{sup}/coach   {"agent": "a03", "mode": "listen|whisper|barge"}
     GET  /api/agents                    every agent: state, since, reason
     GET  /api/queues                    waiting calls per queue, longest wait
     GET  /api/interactions/{id}         one live or recent interaction
@@ -23,8 +24,9 @@ from typing import Any
 from aiohttp import web
 
 from callcenter.acd import Engine
+from callcenter.adapters.telephony import SpyMode
 from callcenter.callpath.service import CallPath, CallRecord
-from callcenter.errors import ConfigError, IllegalTransition, RoutingError
+from callcenter.errors import AsteriskError, ConfigError, IllegalTransition, RoutingError
 
 __all__ = ["agent_routes"]
 
@@ -86,6 +88,25 @@ def agent_routes(callpath: CallPath, engine: Engine) -> list[web.RouteDef]:
     async def logout(request: web.Request) -> web.Response:
         return operate(request, callpath.agent_logout)
 
+    async def coach(request: web.Request) -> web.Response:
+        data = await body(request)
+        agent = text_field(data, "agent", required=True)
+        mode_text = text_field(data, "mode", required=True)
+        try:
+            mode = SpyMode(mode_text or "")
+        except ValueError:
+            raise _error(400, "'mode' must be listen, whisper or barge") from None
+        supervisor = request.match_info["supervisor"]
+        if supervisor not in callpath.site.supervisors:
+            raise _error(404, f"unknown supervisor {supervisor!r}")
+        try:
+            leg = await callpath.coach(supervisor, agent or "", mode)
+        except RoutingError as exc:
+            raise _error(409, str(exc)) from None
+        except AsteriskError as exc:
+            raise _error(502, f"Asterisk refused: {exc}") from None
+        return web.json_response({"supervisor_leg": leg, "agent": agent, "mode": mode.value})
+
     async def agents(_request: web.Request) -> web.Response:
         return web.json_response(
             [_agent_view(engine, callpath, agent) for agent in sorted(callpath.site.agents)]
@@ -122,6 +143,7 @@ def agent_routes(callpath: CallPath, engine: Engine) -> list[web.RouteDef]:
         web.post("/api/agents/{agent}/pause", pause),
         web.post("/api/agents/{agent}/wrapup/end", end_wrapup),
         web.post("/api/agents/{agent}/logout", logout),
+        web.post("/api/supervisors/{supervisor}/coach", coach),
         web.get("/api/agents", agents),
         web.get("/api/queues", queues),
         web.get("/api/interactions/{interaction}", interaction),
@@ -133,6 +155,7 @@ def _error(status: int, message: str) -> web.HTTPException:
         400: web.HTTPBadRequest,
         404: web.HTTPNotFound,
         409: web.HTTPConflict,
+        502: web.HTTPBadGateway,
     }
     return kinds[status](text=json.dumps({"error": message}), content_type="application/json")
 

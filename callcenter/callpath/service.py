@@ -30,7 +30,7 @@ from typing import Any
 import structlog
 
 from callcenter.adapters.fastagi import AgiSession
-from callcenter.adapters.telephony import Telephony
+from callcenter.adapters.telephony import SpyMode, Telephony
 from callcenter.callpath.ports import AcdPort, AgentProfile, InteractionRequest, OfferDecision
 from callcenter.callpath.site import Site
 from callcenter.clock import Clock
@@ -314,6 +314,34 @@ class CallPath:
 
     def end_wrapup(self, agent_id: str) -> None:
         self._apply(self.acd.wrapup_ended(self.clock.now(), agent_id))
+
+    async def coach(self, supervisor_id: str, agent_id: str, mode: SpyMode) -> str:
+        """Ring the supervisor's phone into ChanSpy on the agent's live call.
+
+        The supervisor switches mode from the phone (4 listen, 5 whisper,
+        6 barge) or by asking again with another mode.
+        """
+        supervisor = self.site.supervisors.get(supervisor_id)
+        if supervisor is None:
+            raise RoutingError(f"unknown supervisor {supervisor_id!r}")
+        record = next(
+            (
+                r
+                for r in self.calls.values()
+                if r.agent_id == agent_id and r.phase is Phase.CONNECTED
+            ),
+            None,
+        )
+        if record is None or record.agent_leg is None:
+            raise RoutingError(f"agent {agent_id!r} has no call in progress")
+        log.info(
+            "call.coaching",
+            interaction=record.interaction_id,
+            supervisor=supervisor_id,
+            agent=agent_id,
+            mode=mode.value,
+        )
+        return await self.telephony.spy(supervisor.endpoint, record.agent_leg, mode)
 
     # ------------------------------------------------------------ decisions
     def _apply(self, decisions: Sequence[OfferDecision]) -> None:

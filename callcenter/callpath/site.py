@@ -48,6 +48,11 @@ class AgentSetup(BaseModel, extra="forbid"):
     monthly_cap: int | None = None
 
 
+class SupervisorSetup(BaseModel, extra="forbid"):
+    name: str
+    endpoint: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+
+
 class RouteSetup(BaseModel, extra="forbid"):
     queue: Name
     priority: int | None = None
@@ -57,6 +62,7 @@ class RouteSetup(BaseModel, extra="forbid"):
 class Site(BaseModel, extra="forbid"):
     queues: dict[Name, QueueSetup]
     agents: dict[Name, AgentSetup] = Field(default_factory=dict)
+    supervisors: dict[Name, SupervisorSetup] = Field(default_factory=dict)
     routes: dict[str, RouteSetup] = Field(default_factory=dict)
     """Dialled number (DNIS) -> queue; ``default`` catches the rest."""
     pause_reasons: list[str] = Field(

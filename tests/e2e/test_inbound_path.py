@@ -45,6 +45,8 @@ routes:
 agents:
   a01: {name: Agent 1, endpoint: agent11, skills: {support: 5}}
   a02: {name: Agent 2, endpoint: agent12, skills: {support: 5}}
+supervisors:
+  s1: {name: Supervisor 1, endpoint: supervisor1}
 """
 
 
@@ -239,3 +241,38 @@ async def test_ami_outage_never_drops_a_waiting_caller(
             assert done.offers == 2
     finally:
         await proxy.stop()
+
+
+async def test_supervisor_coaches_a_live_call_from_rest(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    async with (
+        daemon(asterisk, tmp_path) as d,
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=200, talk_ms=5000),
+    ):
+        d.callpath.agent_login("a01")
+        status, body = await rest(
+            d, "POST", "/api/supervisors/s1/coach", {"agent": "a01", "mode": "whisper"}
+        )
+        assert status == 409  # no call in progress
+        async with sipp_caller(asterisk.ports.sip, "3901") as caller:
+            await until(
+                lambda: any(r.phase is Phase.CONNECTED for r in d.callpath.calls.values()),
+                what="connected",
+            )
+            status, body = await rest(
+                d, "POST", "/api/supervisors/s1/coach", {"agent": "a01", "mode": "whisper"}
+            )
+            assert status == 200, body
+            assert isinstance(body, dict)
+            spy_leg = body["supervisor_leg"]
+            await until(
+                lambda: (c := d.tracker.channel(spy_leg)) is not None and c.state.name == "UP",
+                what="supervisor phone answered",
+            )
+            bad = await rest(
+                d, "POST", "/api/supervisors/s1/coach", {"agent": "a01", "mode": "shout"}
+            )
+            assert bad[0] == 400
+            await caller.wait(timeout=40)
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")
