@@ -25,7 +25,7 @@ from callcenter.flows.inbound import wait_in_queue
 from callcenter.flows.selftest import selftest
 from callcenter.protocol.channels import Change, ChannelTracker
 from callcenter.store.db import create_pool, migrate
-from callcenter.store.interactions import InteractionWriter
+from callcenter.store.interactions import InteractionWriter, pending_callbacks
 
 log = structlog.get_logger("callcenter.daemon")
 
@@ -77,6 +77,10 @@ class Daemon:
             self._started.append("writer")
             writer = self.writer
             self.callpath.on_finished = lambda record: writer.submit(row_of(record))
+            self.callpath.on_callback = writer.submit
+            pending = await pending_callbacks(self.pool, node=self.settings.node.name)
+            self.callpath.restore_callbacks(pending)
+            log.info("callbacks.restored", count=len(pending))
         await self.callpath.start()
         self._started.append("callpath")
         await self.agi.start()

@@ -136,6 +136,12 @@ class Engine:
         self._enqueue(call)
         for step in self.queues[request.queue].relaxations:
             heapq.heappush(self._timers, (enqueued + step.after, "relax", call.interaction_id))
+        if request.not_before is not None and request.not_before > at:
+            heapq.heappush(self._timers, (request.not_before, "due", call.interaction_id))
+            self._log(
+                at, "scheduled", call.interaction_id, None, f"due at {request.not_before:.0f}"
+            )
+            return []
         return self._serve_call(at, call)
 
     def offer_answered(
@@ -233,7 +239,8 @@ class Engine:
                 offers += self._end_wrapup(at, self.agents[key])
             else:
                 call = self.interactions[key]
-                self._log(at, "relaxed", key, None, f"waited {at - call.enqueued_at:.0f} s")
+                what = "relaxed" if kind == "relax" else "due"
+                self._log(at, what, key, None, f"waited {at - call.enqueued_at:.0f} s")
                 offers += self._serve_call(at, call)
         return offers
 
@@ -262,7 +269,7 @@ class Engine:
         staffed = sum(
             1
             for agent in self.agents.values()
-            if agent.state is not AgentState.LOGGED_OUT and _eligible(agent, call, required)
+            if agent.state is not AgentState.LOGGED_OUT and _eligible(agent, call, required, at)
         )
         if staffed == 0:
             return None
@@ -277,7 +284,7 @@ class Engine:
         candidates = [
             agent
             for agent in self.agents.values()
-            if agent.state is AgentState.READY and _eligible(agent, call, required)
+            if agent.state is AgentState.READY and _eligible(agent, call, required, at)
         ]
         if not candidates:
             return []
@@ -301,7 +308,7 @@ class Engine:
             # the first call this agent may take is the queue's best for it.
             for _key, interaction_id in line:
                 call = self.interactions[interaction_id]
-                if not _eligible(agent, call, call.required(rules, at)):
+                if not _eligible(agent, call, call.required(rules, at), at):
                     continue
                 score = (
                     call.request.priority * _PRIORITY_WEIGHT
@@ -419,7 +426,11 @@ def _order(call: LiveInteraction) -> tuple[float, float, int]:
     return (-call.request.priority, call.enqueued_at, call.sequence)
 
 
-def _eligible(agent: LiveAgent, call: LiveInteraction, required: Mapping[str, int]) -> bool:
+def _eligible(
+    agent: LiveAgent, call: LiveInteraction, required: Mapping[str, int], at: float
+) -> bool:
+    if call.request.not_before is not None and at < call.request.not_before:
+        return False
     if call.request.language not in agent.profile.languages:
         return False
     return all(agent.level(skill) >= level for skill, level in required.items())

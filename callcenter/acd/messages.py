@@ -29,6 +29,10 @@ class InteractionRequest:
     customer_id: str | None = None
     enqueued_at: float | None = None
     """Original enqueue time for a callback that keeps its place."""
+    not_before: float | None = None
+    """Not offered before this time (a scheduled callback, a retry delay)."""
+    kind: str = "call"
+    """"call" (a caller on the line) or "callback" (we call the customer)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,8 @@ __all__ = ["SpyMode", "Telephony", "TelephonyConfig"]
 # Where the caller goes when the agent hangs up first (Bridge option F):
 # dialplans/callpath.conf, which hands the call back to the daemon.
 AFTER_AGENT = "callcenter-after-agent^s^1"
+# Where an agent's leg goes for a callback: dials the customer on the trunk.
+CALLBACK_CONTEXT = "callcenter-callback"
 
 
 class SpyMode(StrEnum):
@@ -79,6 +81,36 @@ class Telephony:
             timeout_ms=int(ring_timeout * 1000),
             caller_id=caller_id,
             variables=variables,
+        )
+
+    async def ring_agent_for_callback(
+        self,
+        endpoint: str,
+        number: str,
+        *,
+        channel_id: str,
+        ring_timeout: float,
+        dial_timeout: float,
+        caller_id: str | None = None,
+        variables: dict[str, str] | None = None,
+    ) -> str:
+        """Callback, agent first: ring ``endpoint``; once answered, the
+        dialplan (``callcenter-callback``) dials ``number`` on the trunk."""
+        _check_token(endpoint, "endpoint")
+        if not number.isdigit() or not 2 <= len(number) <= 20:
+            raise AsteriskError(f"refusing callback number {number!r}: digits only")
+        return await self.ami.originate(
+            f"{self.config.technology}/{endpoint}",
+            channel_id=channel_id,
+            context=CALLBACK_CONTEXT,
+            exten="s",
+            timeout_ms=int(ring_timeout * 1000),
+            caller_id=caller_id,
+            variables={
+                **(variables or {}),
+                "CC_NUMBER": number,
+                "CC_DIAL_TIMEOUT": str(max(1, round(dial_timeout))),
+            },
         )
 
     async def hangup(self, channel: str, cause: int = 16) -> None:

@@ -36,8 +36,8 @@ from callcenter.callpath.site import Site
 from callcenter.clock import Clock
 from callcenter.errors import AsteriskError, RoutingError
 from callcenter.flows.inbound import WaitSettings
-from callcenter.protocol.channels import Change, ChannelRemoved, OriginateResult
-from callcenter.store.interactions import InteractionRow, Leg
+from callcenter.protocol.channels import Change, ChannelRemoved, DialEnded, OriginateResult
+from callcenter.store.interactions import CallbackRow, InteractionRow, Leg
 from callcenter.tasks import cancel_and_wait
 
 log = structlog.get_logger("callcenter.callpath")
@@ -46,13 +46,15 @@ log = structlog.get_logger("callcenter.callpath")
 class Phase(StrEnum):
     WAITING = "waiting"
     RINGING = "ringing"
+    DIALING = "dialing"
+    """A callback: the agent answered, the customer is being dialled."""
     CONNECTED = "connected"
     COMPLETED = "completed"
     ABANDONED = "abandoned"
     CALLBACK = "callback"
-
-
-_FINAL = frozenset({Phase.COMPLETED, Phase.ABANDONED, Phase.CALLBACK})
+    """The caller left the queue asking to be called back."""
+    FAILED = "failed"
+    """A callback that reached its last attempt without the customer."""
 
 
 @dataclass
@@ -80,6 +82,12 @@ class CallRecord:
     abandoned_where: str | None = None
     recording: str | None = None
     callback_number: str | None = None
+    kind: str = "call"
+    """"call": a caller on the line; "callback": we call ``callback_number``."""
+    origin: str | None = None
+    """For a callback, the interaction the caller left."""
+    attempts: list[dict[str, object]] = field(default_factory=list)
+    not_before_wall: float | None = None
     _path: CallPath | None = field(default=None, repr=False)
 
     @property
@@ -120,6 +128,7 @@ class CallPath:
         self._wake = asyncio.Event()
         self.history: deque[CallRecord] = deque(maxlen=1000)
         self.on_finished = on_finished
+        self.on_callback: Callable[[CallbackRow], None] | None = None
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -182,14 +191,111 @@ class CallPath:
         return record, settings
 
     async def callback_requested(self, ticket: object, number: str) -> None:
+        """The caller leaves the queue and keeps their place: a callback
+        interaction takes it, with the caller's original enqueue time."""
         assert isinstance(ticket, CallRecord)
+        if ticket.phase is not Phase.WAITING:
+            raise RoutingError(f"interaction {ticket.interaction_id} is no longer waiting")
         ticket.callback_number = number
-        # Until the callback engine lands (issue 4, step 8) the caller's place
-        # is released as an abandon-with-callback so no agent rings for a gone
-        # caller; the number is kept on the record.
         ticket.phase = Phase.CALLBACK
         self._finish(ticket)
         self._apply(self.acd.interaction_abandoned(self.clock.now(), ticket.interaction_id))
+        callback = CallRecord(
+            interaction_id=str(uuid.uuid4()),
+            node=self.node,
+            caller_uniqueid="",
+            caller_channel="",
+            caller_number=number,
+            dnis=ticket.dnis,
+            queue=ticket.queue,
+            language=ticket.language,
+            priority=ticket.priority,
+            arrived_at=ticket.arrived_at,
+            arrived_wall=ticket.arrived_wall,
+            callback_number=number,
+            kind="callback",
+            origin=ticket.interaction_id,
+            _path=self,
+        )
+        log.info(
+            "callback.registered", interaction=callback.interaction_id, origin=ticket.interaction_id
+        )
+        self._enqueue_callback(callback)
+
+    def restore_callbacks(self, rows: Sequence[CallbackRow]) -> None:
+        """Put pending callbacks back in the ACD after a restart, in their place."""
+        now, wall = self.clock.now(), self.clock.wall()
+        for row in rows:
+            record = CallRecord(
+                interaction_id=row.callback_id,
+                node=row.node,
+                caller_uniqueid="",
+                caller_channel="",
+                caller_number=row.number,
+                dnis="",
+                queue=row.queue,
+                language=row.language,
+                priority=row.priority,
+                arrived_at=now - (wall - row.enqueued_at),
+                arrived_wall=row.enqueued_at,
+                callback_number=row.number,
+                kind="callback",
+                origin=row.origin,
+                attempts=[dict(a) for a in row.attempts],
+                not_before_wall=row.not_before,
+                _path=self,
+            )
+            if row.queue not in self.site.queues:
+                log.error("callback.unknown_queue", interaction=row.callback_id, queue=row.queue)
+                continue
+            log.info("callback.restored", interaction=record.interaction_id)
+            self._enqueue_callback(record)
+
+    def _enqueue_callback(self, record: CallRecord) -> None:
+        record.phase = Phase.WAITING
+        record.agent_id = record.agent_leg = None
+        self.calls[record.interaction_id] = record
+        self._persist_callback(record, "pending")
+        due = None
+        if record.not_before_wall is not None:
+            due = self.clock.now() + max(0.0, record.not_before_wall - self.clock.wall())
+        queue = self.site.queues[record.queue]
+        self._apply(
+            self.acd.interaction_arrived(
+                self.clock.now(),
+                InteractionRequest(
+                    record.interaction_id,
+                    record.queue,
+                    dict(queue.skills),
+                    record.language,
+                    record.priority,
+                    customer_id=record.callback_number,
+                    enqueued_at=record.arrived_at,
+                    not_before=due,
+                    kind="callback",
+                ),
+            )
+        )
+
+    def _persist_callback(self, record: CallRecord, status: str) -> None:
+        if self.on_callback is None:
+            return
+        self.on_callback(
+            CallbackRow(
+                callback_id=record.interaction_id,
+                origin=record.origin,
+                node=record.node,
+                queue=record.queue,
+                number=record.callback_number or "",
+                language=record.language,
+                priority=record.priority,
+                enqueued_at=record.arrived_wall,
+                not_before=record.not_before_wall,
+                status=status,
+                attempts=tuple(record.attempts),
+                agent_id=record.agent_id,
+            )
+        )
 
     # ----------------------------------------------------------- AMI facts
     def on_change(self, change: Change) -> None:
@@ -197,6 +303,31 @@ class CallPath:
             self._on_originate(change)
         elif isinstance(change, ChannelRemoved):
             self._on_channel_gone(change)
+        elif isinstance(change, DialEnded):
+            self._on_dial_ended(change)
+
+    def _on_dial_ended(self, change: DialEnded) -> None:
+        # Only callbacks dial from our agent legs (the customer's number).
+        record = self.calls.get(self._by_leg.get(change.caller or "", ""))
+        if record is None or record.kind != "callback" or record.phase is not Phase.DIALING:
+            return
+        record.attempts.append(
+            {"at": round(self.clock.wall(), 3), "agent": record.agent_id, "result": change.status}
+        )
+        if change.status == "ANSWER":
+            record.phase = Phase.CONNECTED
+            record.answered_at = self.clock.now()
+            log.info("callback.connected", interaction=record.interaction_id, agent=record.agent_id)
+            queue = self.site.queues[record.queue]
+            if queue.record:
+                self._spawn_action(self._record(record, queue.separate_legs))
+        else:
+            log.info(
+                "callback.attempt_failed",
+                interaction=record.interaction_id,
+                result=change.status,
+                attempt=len(record.attempts),
+            )
 
     def _on_originate(self, change: OriginateResult) -> None:
         interaction_id = self._by_leg.get(change.uniqueid or "")
@@ -205,7 +336,11 @@ class CallPath:
             return
         assert record.agent_id is not None
         now = self.clock.now()
-        if change.success:
+        if change.success and record.kind == "callback":
+            record.phase = Phase.DIALING
+            log.info("callback.dialing", interaction=record.interaction_id, agent=record.agent_id)
+            self._apply(self.acd.offer_answered(now, record.interaction_id, record.agent_id))
+        elif change.success:
             record.phase = Phase.CONNECTED
             record.answered_at = now
             log.info(
@@ -255,6 +390,8 @@ class CallPath:
                 self._offer_failed(record, f"agent leg hung up ({change.cause_txt})")
             elif record.phase is Phase.CONNECTED:
                 self._complete(record, now)
+            elif record.phase is Phase.DIALING:
+                self._callback_attempt_over(record, now)
 
     def _abandon(self, record: CallRecord, where: str) -> None:
         record.phase = Phase.ABANDONED
@@ -272,7 +409,36 @@ class CallPath:
         record.phase = Phase.COMPLETED
         log.info("call.completed", interaction=record.interaction_id, agent=record.agent_id)
         self._finish(record)
+        if record.kind == "callback":
+            self._persist_callback(record, "done")
         self._apply(self.acd.interaction_ended(now, record.interaction_id))
+
+    def _callback_attempt_over(self, record: CallRecord, now: float) -> None:
+        """The agent's leg ended before the customer answered: retry or give up."""
+        if not record.attempts or record.attempts[-1].get("agent") != record.agent_id:
+            record.attempts.append(
+                {
+                    "at": round(self.clock.wall(), 3),
+                    "agent": record.agent_id,
+                    "result": "AGENT_HANGUP",
+                }
+            )
+        queue = self.site.queues[record.queue]
+        self._by_leg.pop(record.agent_leg or "", None)
+        self._apply(self.acd.interaction_ended(now, record.interaction_id))
+        if len(record.attempts) >= queue.callback_attempts:
+            record.phase = Phase.FAILED
+            log.info(
+                "callback.failed", interaction=record.interaction_id, attempts=len(record.attempts)
+            )
+            self._finish(record)
+            self._persist_callback(record, "failed")
+            return
+        record.not_before_wall = self.clock.wall() + queue.callback_retry_delay
+        log.info(
+            "callback.retry", interaction=record.interaction_id, delay=queue.callback_retry_delay
+        )
+        self._enqueue_callback(record)
 
     def _finish(self, record: CallRecord) -> None:
         record.ended_at = self.clock.now()
@@ -372,15 +538,29 @@ class CallPath:
 
     async def _ring(self, record: CallRecord, endpoint: str, leg: str) -> None:
         queue = self.site.queues[record.queue]
+        variables = {"CC_INTERACTION": record.interaction_id, "CC_QUEUE": record.queue}
         try:
-            await self.telephony.ring_agent(
-                endpoint,
-                record.caller_uniqueid,
-                channel_id=leg,
-                ring_timeout=queue.ring_timeout,
-                caller_id=f'"{_caller_id_name(record)}" <{record.caller_number or "anonymous"}>',
-                variables={"CC_INTERACTION": record.interaction_id, "CC_QUEUE": record.queue},
-            )
+            if record.kind == "callback":
+                assert record.callback_number is not None
+                await self.telephony.ring_agent_for_callback(
+                    endpoint,
+                    record.callback_number,
+                    channel_id=leg,
+                    ring_timeout=queue.ring_timeout,
+                    dial_timeout=queue.callback_dial_timeout,
+                    caller_id=f'"Callback {record.queue}" <{record.callback_number}>',
+                    variables=variables,
+                )
+            else:
+                number = record.caller_number or "anonymous"
+                await self.telephony.ring_agent(
+                    endpoint,
+                    record.caller_uniqueid,
+                    channel_id=leg,
+                    ring_timeout=queue.ring_timeout,
+                    caller_id=f'"{_caller_id_name(record)}" <{number}>',
+                    variables=variables,
+                )
         except AsteriskError as exc:
             # Could not even ring (AMI down, Asterisk refused): not the
             # agent's fault. The caller keeps their place and is offered
@@ -451,15 +631,17 @@ def row_of(record: CallRecord) -> InteractionRow:
     def wall(t: float | None) -> float | None:
         return None if t is None else record.arrived_wall + (t - record.arrived_at)
 
-    legs = [
-        Leg(
-            record.caller_uniqueid,
-            record.caller_channel,
-            "caller",
-            record.arrived_wall,
-            wall(record.ended_at),
+    legs = []
+    if record.caller_uniqueid:  # a callback has no caller channel of its own
+        legs.append(
+            Leg(
+                record.caller_uniqueid,
+                record.caller_channel,
+                "caller",
+                record.arrived_wall,
+                wall(record.ended_at),
+            )
         )
-    ]
     if record.agent_leg is not None and record.answered_at is not None:
         legs.append(
             Leg(
@@ -473,7 +655,7 @@ def row_of(record: CallRecord) -> InteractionRow:
     return InteractionRow(
         interaction_id=record.interaction_id,
         node=record.node,
-        linkedid=record.caller_uniqueid,
+        linkedid=record.caller_uniqueid or None,
         queue=record.queue,
         caller_number=record.caller_number,
         language=record.language,
@@ -489,8 +671,12 @@ def row_of(record: CallRecord) -> InteractionRow:
             "abandoned_where": record.abandoned_where,
             "recording": record.recording,
             "callback_number": record.callback_number,
+            "kind": record.kind,
+            "origin": record.origin,
+            "attempts": record.attempts,
         },
         legs=tuple(legs),
+        direction="outbound" if record.kind == "callback" else "inbound",
     )
 
 

@@ -34,6 +34,9 @@ class QueueSetup(BaseModel, extra="forbid"):
     """Seconds between announcements of position and expected wait."""
     first_announce_after: float = Field(default=5.0, ge=0)
     callback: bool = True
+    callback_attempts: int = Field(default=3, ge=1)
+    callback_retry_delay: float = Field(default=300.0, ge=0)
+    callback_dial_timeout: float = Field(default=30.0, gt=0)
     record: bool = True
     separate_legs: bool = False
 

@@ -24,6 +24,8 @@ from callcenter.clock import Clock
 log = structlog.get_logger("callcenter.flows.inbound")
 
 CALLBACK_DIGIT = "1"
+# Confirm the number with 1 or #; 2 to enter another one.
+CONFIRM_KEYS = "12#"
 
 
 class Ticket(Protocol):
@@ -126,11 +128,17 @@ async def _offer_callback(
     number = session.request.callerid
     await session.set_music(False)
     try:
-        if number:
-            await session.stream_file("vm-num-i-have")
-            await session.say_digits(number)
-            answer = await session.get_data("vm-press", timeout_ms=5000, max_digits=1)
-            if answer != "1":
+        if number.isdigit():
+            # "I have <number>; press 1 (to confirm)": the key is taken at
+            # any moment of the prompt, not only after it; # confirms too.
+            answer = (
+                await session.stream_file("vm-num-i-have", CONFIRM_KEYS)
+                or await session.say_digits(number, CONFIRM_KEYS)
+                or await session.stream_file("vm-press", CONFIRM_KEYS)
+                or await session.say_digits("1", CONFIRM_KEYS)
+                or await session.wait_for_digit(5000)
+            )
+            if answer not in ("1", "#"):
                 number = ""
         if not number:
             number = await session.get_data("vm-enter-num-to-call", timeout_ms=8000, max_digits=15)

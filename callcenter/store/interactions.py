@@ -1,4 +1,4 @@
-"""Interaction records to PostgreSQL, off the call path.
+"""Interaction and callback records to PostgreSQL, off the call path.
 
 The call path hands a finished interaction to :meth:`InteractionWriter.submit`
 (synchronous, never blocks on the database); one owned task writes them in
@@ -28,10 +28,19 @@ _UPSERT = """
 INSERT INTO interactions (id, channel, direction, node, linkedid, queue, caller_number,
     customer_id, language, priority, created_at, enqueued_at, answered_at, ended_at,
     agent_id, outcome, context)
-VALUES ($1, 'voice', 'inbound', $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13, $14)
+VALUES ($1, 'voice', $15, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13, $14)
 ON CONFLICT (id) DO UPDATE SET
     answered_at = EXCLUDED.answered_at, ended_at = EXCLUDED.ended_at,
     agent_id = EXCLUDED.agent_id, outcome = EXCLUDED.outcome, context = EXCLUDED.context
+"""
+
+_CALLBACK = """
+INSERT INTO callbacks (id, origin, node, queue, number, language, priority, enqueued_at,
+    not_before, status, attempts, agent_id, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now())
+ON CONFLICT (id) DO UPDATE SET
+    not_before = EXCLUDED.not_before, status = EXCLUDED.status,
+    attempts = EXCLUDED.attempts, agent_id = EXCLUDED.agent_id, updated_at = now()
 """
 
 _LEG = """
@@ -56,7 +65,7 @@ class InteractionRow:
 
     interaction_id: str
     node: str
-    linkedid: str
+    linkedid: str | None
     queue: str
     caller_number: str
     language: str
@@ -68,6 +77,56 @@ class InteractionRow:
     outcome: str
     context: dict[str, Any] = field(default_factory=dict)
     legs: tuple[Leg, ...] = ()
+    direction: str = "inbound"
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackRow:
+    """A callback's durable state; times are wall-clock epoch seconds."""
+
+    callback_id: str
+    origin: str | None
+    node: str
+    queue: str
+    number: str
+    language: str
+    priority: int
+    enqueued_at: float
+    not_before: float | None
+    status: str  # pending, done, failed, cancelled
+    attempts: tuple[dict[str, Any], ...] = ()
+    agent_id: str | None = None
+
+
+Row = InteractionRow | CallbackRow
+
+
+async def pending_callbacks(pool: asyncpg.Pool, node: str) -> list[CallbackRow]:
+    """Callbacks still to make on this node (after a restart, say)."""
+    rows = await pool.fetch(
+        "SELECT id::text, origin::text, node, queue, number, language, priority,"
+        " extract(epoch FROM enqueued_at) AS enqueued, extract(epoch FROM not_before) AS due,"
+        " status, attempts::text, agent_id FROM callbacks"
+        " WHERE node = $1 AND status = 'pending' ORDER BY enqueued_at",
+        node,
+    )
+    return [
+        CallbackRow(
+            r["id"],
+            r["origin"],
+            r["node"],
+            r["queue"],
+            r["number"],
+            r["language"],
+            r["priority"],
+            float(r["enqueued"]),
+            None if r["due"] is None else float(r["due"]),
+            r["status"],
+            tuple(json.loads(r["attempts"])),
+            r["agent_id"],
+        )
+        for r in rows
+    ]
 
 
 def _ts(epoch: float | None) -> datetime | None:
@@ -77,7 +136,7 @@ def _ts(epoch: float | None) -> datetime | None:
 class InteractionWriter:
     def __init__(self, pool: asyncpg.Pool, *, retry_max: float = 30.0) -> None:
         self._pool = pool
-        self._pending: deque[InteractionRow] = deque()
+        self._pending: deque[Row] = deque()
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
         self._drained.set()
@@ -90,7 +149,7 @@ class InteractionWriter:
     def backlog(self) -> int:
         return len(self._pending)
 
-    def submit(self, row: InteractionRow) -> None:
+    def submit(self, row: Row) -> None:
         self._pending.append(row)
         self._drained.clear()
         self._wake.set()
@@ -125,7 +184,7 @@ class InteractionWriter:
                 self.failures += 1
                 log.error(
                     "store.write_failed",
-                    interaction=row.interaction_id,
+                    row=type(row).__name__,
                     error=str(exc),
                     retry_in=delay,
                     backlog=len(self._pending),
@@ -139,7 +198,24 @@ class InteractionWriter:
             if not self._pending:
                 self._drained.set()
 
-    async def _write(self, row: InteractionRow) -> None:
+    async def _write(self, row: Row) -> None:
+        if isinstance(row, CallbackRow):
+            await self._pool.execute(
+                _CALLBACK,
+                row.callback_id,
+                row.origin,
+                row.node,
+                row.queue,
+                row.number,
+                row.language,
+                row.priority,
+                _ts(row.enqueued_at),
+                _ts(row.not_before),
+                row.status,
+                json.dumps(list(row.attempts)),
+                row.agent_id,
+            )
+            return
         async with self._pool.acquire() as connection, connection.transaction():
             await connection.execute(
                 _UPSERT,
@@ -157,6 +233,7 @@ class InteractionWriter:
                 row.agent_id,
                 row.outcome,
                 json.dumps(row.context),
+                row.direction,
             )
             for leg in row.legs:
                 await connection.execute(

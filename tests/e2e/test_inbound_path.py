@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import pytest
 from callcenter.callpath.service import CallRecord, Phase
 from callcenter.config import Settings
 from callcenter.daemon import Daemon
+from callcenter.testing.databases import fresh_database
 from callcenter.testing.instances import AsteriskInstance
 from callcenter.testing.sipp import sipp_agents, sipp_caller
 from callcenter.testing.tcp_proxy import TcpProxy
@@ -39,9 +41,18 @@ queues:
     skills: {support: 1}
     ring_timeout: 2
     wrapup: 1
+  callbacks:
+    skills: {support: 1}
+    ring_timeout: 8
+    wrapup: 1
+    first_announce_after: 60
+    callback_attempts: 2
+    callback_retry_delay: 1
+    callback_dial_timeout: 4
 routes:
   '3901': {queue: support}
   '3902': {queue: rona}
+  '3903': {queue: callbacks}
 agents:
   a01: {name: Agent 1, endpoint: agent11, skills: {support: 5}}
   a02: {name: Agent 2, endpoint: agent12, skills: {support: 5}}
@@ -51,7 +62,9 @@ supervisors:
 
 
 @contextlib.asynccontextmanager
-async def daemon(asterisk: AsteriskInstance, tmp_path: Path) -> AsyncIterator[Daemon]:
+async def daemon(
+    asterisk: AsteriskInstance, tmp_path: Path, database_url: str | None = None
+) -> AsyncIterator[Daemon]:
     site = tmp_path / "site.yaml"
     site.write_text(SITE)
     settings = Settings.model_validate(
@@ -66,6 +79,7 @@ async def daemon(asterisk: AsteriskInstance, tmp_path: Path) -> AsyncIterator[Da
             "http": {"port": 0},
             "site": {"file": str(site)},
             "recording": {"asterisk_dir": str(asterisk.sandbox.recordings_in_asterisk)},
+            "database": {"url": database_url},
         }
     )
     d = Daemon(settings)
@@ -276,3 +290,80 @@ async def test_supervisor_coaches_a_live_call_from_rest(
             assert bad[0] == 400
             await caller.wait(timeout=40)
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
+
+
+async def test_callback_keeps_place_rings_agent_first_then_dials_the_customer(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    async with (
+        daemon(asterisk, tmp_path) as d,
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=300),
+        sipp_agents(asterisk.ports.sip, port=asterisk.ports.trunk, answer_ms=300, talk_ms=2000),
+    ):
+        # No agent yet: the caller waits, presses 1, confirms their number with #
+        # (a sipp capture replayed twice in a row is one digit to Asterisk).
+        async with sipp_caller(
+            asterisk.ports.sip, "3903", digits="1,#", first_delay_ms=2000, gap_ms=1000
+        ) as caller:
+            result = await caller.wait(timeout=40)  # we say goodbye and hang up
+        assert result.ok, result.errors or result.stderr
+        [left] = finished(d)
+        assert left.phase is Phase.CALLBACK
+        assert left.callback_number == "0612345678"
+        [callback] = list(d.callpath.calls.values())
+        assert callback.kind == "callback"
+        assert callback.origin == left.interaction_id
+        assert callback.arrived_at == left.arrived_at  # keeps the caller's place
+        d.callpath.agent_login("a01")
+        await until(
+            lambda: any(
+                r.kind == "callback" and r.phase is Phase.COMPLETED for r in d.callpath.history
+            ),
+            timeout=30,
+            what="callback completed",
+        )
+        done = next(r for r in d.callpath.history if r.kind == "callback")
+        assert done.agent_id == "a01"
+        assert [a["result"] for a in done.attempts] == ["ANSWER"]
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")
+
+
+async def test_pending_callback_survives_a_daemon_restart(
+    asterisk: AsteriskInstance, tmp_path: Path, database_url: str
+) -> None:
+    url = await fresh_database(database_url)
+    async with daemon(asterisk, tmp_path, url) as first:
+        async with sipp_caller(
+            asterisk.ports.sip, "3903", digits="1,#", first_delay_ms=2000, gap_ms=1000
+        ) as caller:
+            assert (await caller.wait(timeout=40)).ok
+        [pending] = list(first.callpath.calls.values())
+        assert first.writer is not None
+        await first.writer.flush()
+    # A new daemon on the same database: the callback is back, in its place.
+    async with (
+        daemon(asterisk, tmp_path, url) as second,
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=300),
+        sipp_agents(asterisk.ports.sip, port=asterisk.ports.trunk, answer_ms=300, talk_ms=1500),
+    ):
+        [restored] = list(second.callpath.calls.values())
+        assert restored.interaction_id == pending.interaction_id
+        assert restored.callback_number == "0612345678"
+        assert abs(restored.arrived_wall - pending.arrived_wall) < 0.01
+        second.callpath.agent_login("a01")
+        await until(lambda: second.callpath.history, timeout=30, what="callback made")
+        assert second.writer is not None
+        await second.writer.flush()
+        assert second.pool is not None
+        row = await second.pool.fetchrow(
+            "SELECT status, jsonb_array_length(attempts) AS n FROM callbacks WHERE id = $1",
+            uuid.UUID(pending.interaction_id),
+        )
+        outcomes = await second.pool.fetch(
+            "SELECT outcome, direction FROM interactions ORDER BY created_at"
+        )
+    assert (row["status"], row["n"]) == ("done", 1)
+    assert [(o["outcome"], o["direction"]) for o in outcomes] == [
+        ("callback", "inbound"),
+        ("completed", "outbound"),
+    ]

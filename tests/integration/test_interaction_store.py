@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import uuid
 
-import asyncpg
 import pytest
 
 from callcenter.store.db import create_pool, migrate
 from callcenter.store.interactions import InteractionRow, InteractionWriter, Leg
+from callcenter.testing.databases import fresh_database
 
 pytestmark = pytest.mark.postgres
 
 
 async def _fresh(database_url: str) -> str:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = database_url.rsplit("/", 1)[0] + "/" + name
+    url = await fresh_database(database_url)
     await migrate(url)
     return url
 

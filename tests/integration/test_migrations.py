@@ -9,22 +9,13 @@ import pytest
 
 from callcenter.errors import StoreError
 from callcenter.store.db import create_pool, head_revision, migrate
+from callcenter.testing.databases import fresh_database
 
 pytestmark = pytest.mark.postgres
 
 
-async def _fresh_database(database_url: str) -> str:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return database_url.rsplit("/", 1)[0] + "/" + name
-
-
 async def test_upgrade_from_empty_database(database_url: str) -> None:
-    url = await _fresh_database(database_url)
+    url = await fresh_database(database_url)
     assert await migrate(url) == head_revision()
     connection = await asyncpg.connect(url)
     try:
@@ -42,7 +33,7 @@ async def test_upgrade_from_empty_database(database_url: str) -> None:
 
 
 async def test_migrate_is_idempotent_and_keeps_data(database_url: str) -> None:
-    url = await _fresh_database(database_url)
+    url = await fresh_database(database_url)
     await migrate(url)
     pool = await create_pool(url)
     try:

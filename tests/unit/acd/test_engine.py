@@ -284,3 +284,22 @@ def test_offer_not_placed_keeps_agent_ready_and_redispatch_offers_again() -> Non
     assert acd.interactions["c1"].waiting
     [offer] = acd.redispatch(9)
     assert (offer.interaction_id, offer.agent_id) == ("c1", "a1")
+
+
+def test_scheduled_callback_waits_for_its_time_and_keeps_its_place() -> None:
+    acd = engine()
+    acd.agent_login(0, agent("a1", support=5))
+    acd.agent_pause(0, "a1", "break")
+    callback = InteractionRequest(
+        "cb1", "support", {"support": 1}, enqueued_at=1, not_before=50, kind="callback"
+    )
+    assert acd.interaction_arrived(10, callback) == []
+    acd.interaction_arrived(20, call("c2"))
+    [first] = acd.agent_ready(30, "a1")
+    assert first.interaction_id == "c2"  # the callback is not due yet
+    acd.offer_answered(31, "c2", "a1")
+    acd.interaction_ended(40, "c2")
+    assert acd.next_deadline() == 50  # due time before wrap-up end (40 + 10)
+    [due] = acd.tick(50)
+    assert due.interaction_id == "cb1"
+    assert acd.interactions["cb1"].enqueued_at == 1
