@@ -5,6 +5,8 @@
     POST /api/agents/{agent}/pause      {"reason": "lunch"}
     POST /api/agents/{agent}/wrapup/end
     POST /api/agents/{agent}/logout
+    POST /api/agents/{agent}/transfer   {"queue": "ventes"} or {"number": "0612345678"}
+    POST /api/interactions/{id}/disposition  {"agent": "a03", "code": "resolved", "notes": ""}
     POST /api/supervisors/{sup}/coach   {"agent": "a03", "mode": "listen|whisper|barge"}
     GET  /api/agents                    every agent: state, since, reason
     GET  /api/queues                    waiting calls per queue, longest wait
@@ -88,6 +90,35 @@ def agent_routes(callpath: CallPath, engine: Engine) -> list[web.RouteDef]:
     async def logout(request: web.Request) -> web.Response:
         return operate(request, callpath.agent_logout)
 
+    async def transfer(request: web.Request) -> web.Response:
+        data = await body(request)
+        queue = text_field(data, "queue", required=False)
+        number = text_field(data, "number", required=False)
+        agent = request.match_info["agent"]
+        if agent not in callpath.site.agents:
+            raise _error(404, f"unknown agent {agent!r}")
+        try:
+            interaction = await callpath.blind_transfer(agent, queue=queue, number=number)
+        except RoutingError as exc:
+            raise _error(409, str(exc)) from None
+        except AsteriskError as exc:
+            raise _error(502, f"Asterisk refused: {exc}") from None
+        return web.json_response({"interaction": interaction, "queue": queue, "number": number})
+
+    async def disposition(request: web.Request) -> web.Response:
+        data = await body(request)
+        agent = text_field(data, "agent", required=True) or ""
+        code = text_field(data, "code", required=True) or ""
+        notes = data.get("notes", "")
+        if not isinstance(notes, str) or len(notes) > 4000:
+            raise _error(400, "'notes' must be a string of at most 4000 characters")
+        wanted = request.match_info["interaction"]
+        try:
+            callpath.set_disposition(wanted, agent, code, notes)
+        except RoutingError as exc:
+            raise _error(409, str(exc)) from None
+        return web.json_response({"interaction": wanted, "code": code})
+
     async def coach(request: web.Request) -> web.Response:
         data = await body(request)
         agent = text_field(data, "agent", required=True)
@@ -143,6 +174,8 @@ def agent_routes(callpath: CallPath, engine: Engine) -> list[web.RouteDef]:
         web.post("/api/agents/{agent}/pause", pause),
         web.post("/api/agents/{agent}/wrapup/end", end_wrapup),
         web.post("/api/agents/{agent}/logout", logout),
+        web.post("/api/agents/{agent}/transfer", transfer),
+        web.post("/api/interactions/{interaction}/disposition", disposition),
         web.post("/api/supervisors/{supervisor}/coach", coach),
         web.get("/api/agents", agents),
         web.get("/api/queues", queues),
@@ -192,4 +225,8 @@ def _interaction_view(record: CallRecord) -> dict[str, Any]:
         "abandoned_where": record.abandoned_where,
         "recording": record.recording,
         "callback_number": record.callback_number,
+        "origin": record.origin,
+        "context": record.context,
+        "disposition": record.disposition,
+        "notes": record.notes,
     }

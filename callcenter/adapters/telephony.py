@@ -145,6 +145,25 @@ class Telephony:
             "BlindTransfer", {"Channel": channel, "Context": context, "Exten": exten}
         )
 
+    async def transfer_with_context(
+        self, channel: str, context: str, exten: str, variables: dict[str, str]
+    ) -> None:
+        """Blind transfer of the party bridged with ``channel``; ``variables``
+        are set on that party first (e.g. which interaction it comes from)."""
+        peer = await self.bridged_peer(channel)
+        for name, value in variables.items():
+            _check_token(value, name)
+            await self.ami.send("Setvar", {"Channel": peer, "Variable": name, "Value": value})
+        await self.blind_transfer(channel, context, exten)
+
+    async def bridged_peer(self, channel: str) -> str:
+        """The channel bridged with ``channel`` (BRIDGEPEER)."""
+        frames = await self.ami.send("Getvar", {"Channel": channel, "Variable": "BRIDGEPEER"})
+        peer = frames[0].get("Value") if frames else None
+        if not peer:
+            raise AsteriskError(f"{channel} is not bridged with anyone")
+        return peer
+
     async def redirect(self, channel: str, context: str, exten: str, priority: int = 1) -> None:
         for value, what in ((context, "context"), (exten, "extension")):
             _check_token(value, what)

@@ -32,7 +32,7 @@ import structlog
 from callcenter.adapters.fastagi import AgiSession
 from callcenter.adapters.telephony import SpyMode, Telephony
 from callcenter.callpath.ports import AcdPort, AgentProfile, InteractionRequest, OfferDecision
-from callcenter.callpath.site import Site
+from callcenter.callpath.site import RouteSetup, Site
 from callcenter.clock import Clock
 from callcenter.errors import AsteriskError, RoutingError
 from callcenter.flows.inbound import WaitSettings
@@ -55,6 +55,10 @@ class Phase(StrEnum):
     """The caller left the queue asking to be called back."""
     FAILED = "failed"
     """A callback that reached its last attempt without the customer."""
+
+
+_FINISHED = frozenset({Phase.COMPLETED, Phase.ABANDONED, Phase.CALLBACK, Phase.FAILED})
+TRANSFER_CONTEXT = "callcenter-transfer"
 
 
 @dataclass
@@ -88,6 +92,10 @@ class CallRecord:
     """For a callback, the interaction the caller left."""
     attempts: list[dict[str, object]] = field(default_factory=list)
     not_before_wall: float | None = None
+    context: dict[str, object] = field(default_factory=dict)
+    """What follows the call on a transfer: customer data, IVR answers, notes."""
+    disposition: str | None = None
+    notes: str = ""
     _path: CallPath | None = field(default=None, repr=False)
 
     @property
@@ -141,10 +149,18 @@ class CallPath:
 
     # --------------------------------------------------------- inbound flow
     def arrive(self, session: AgiSession, dnis: str) -> tuple[CallRecord, WaitSettings]:
-        queue_name, route = self.site.route_for(dnis)
-        queue = self.site.queues[queue_name]
-        language = route.language or queue.language
         request = session.request
+        transferred_from = request.query.get("from")
+        previous = self._recent(transferred_from) if transferred_from else None
+        if (wanted := request.query.get("queue")) is not None:
+            # A transfer to a queue (dialplans/callpath.conf, callcenter-transfer).
+            if wanted not in self.site.queues:
+                raise RoutingError(f"transfer to unknown queue {wanted!r}")
+            queue_name, route = wanted, RouteSetup(queue=wanted)
+        else:
+            queue_name, route = self.site.route_for(dnis)
+        queue = self.site.queues[queue_name]
+        language = previous.language if previous is not None else route.language or queue.language
         record = CallRecord(
             interaction_id=str(uuid.uuid4()),
             node=self.node,
@@ -157,8 +173,12 @@ class CallPath:
             priority=route.priority if route.priority is not None else queue.priority,
             arrived_at=self.clock.now(),
             arrived_wall=self.clock.wall(),
+            origin=previous.interaction_id if previous is not None else None,
             _path=self,
         )
+        if previous is not None:
+            # The context follows the call: what the caller said and gave.
+            record.context = {**previous.context, "transferred_by": previous.agent_id}
         self.calls[record.interaction_id] = record
         self._by_caller[record.caller_uniqueid] = record.interaction_id
         log.info(
@@ -442,8 +462,12 @@ class CallPath:
 
     def _finish(self, record: CallRecord) -> None:
         record.ended_at = self.clock.now()
-        self._by_caller.pop(record.caller_uniqueid, None)
-        self._by_leg.pop(record.agent_leg or "", None)
+        # Only our own entries: after a transfer the caller's channel may
+        # already belong to the next interaction.
+        if self._by_caller.get(record.caller_uniqueid) == record.interaction_id:
+            del self._by_caller[record.caller_uniqueid]
+        if self._by_leg.get(record.agent_leg or "") == record.interaction_id:
+            del self._by_leg[record.agent_leg or ""]
         self.calls.pop(record.interaction_id, None)
         self.history.append(record)
         if self.on_finished is not None:
@@ -481,15 +505,12 @@ class CallPath:
     def end_wrapup(self, agent_id: str) -> None:
         self._apply(self.acd.wrapup_ended(self.clock.now(), agent_id))
 
-    async def coach(self, supervisor_id: str, agent_id: str, mode: SpyMode) -> str:
-        """Ring the supervisor's phone into ChanSpy on the agent's live call.
+    def _recent(self, interaction_id: str) -> CallRecord | None:
+        return self.calls.get(interaction_id) or next(
+            (r for r in reversed(self.history) if r.interaction_id == interaction_id), None
+        )
 
-        The supervisor switches mode from the phone (4 listen, 5 whisper,
-        6 barge) or by asking again with another mode.
-        """
-        supervisor = self.site.supervisors.get(supervisor_id)
-        if supervisor is None:
-            raise RoutingError(f"unknown supervisor {supervisor_id!r}")
+    def _live_call_of(self, agent_id: str) -> CallRecord:
         record = next(
             (
                 r
@@ -500,6 +521,68 @@ class CallPath:
         )
         if record is None or record.agent_leg is None:
             raise RoutingError(f"agent {agent_id!r} has no call in progress")
+        return record
+
+    async def blind_transfer(
+        self, agent_id: str, *, queue: str | None = None, number: str | None = None
+    ) -> str:
+        """Send the agent's caller to another queue (back through the ACD, with
+        the interaction's context) or to an external number. The agent's leg
+        ends, so the agent goes to wrap-up."""
+        record = self._live_call_of(agent_id)
+        assert record.agent_leg is not None
+        if record.kind != "call":
+            raise RoutingError("only an inbound caller can be transferred")
+        if (queue is None) == (number is None):
+            raise RoutingError("transfer to exactly one of: a queue, a number")
+        if queue is not None:
+            if queue not in self.site.queues:
+                raise RoutingError(f"unknown queue {queue!r}")
+            exten = f"q{queue}"
+        else:
+            assert number is not None
+            if not number.isdigit() or not 2 <= len(number) <= 20:
+                raise RoutingError(f"not a phone number: {number!r}")
+            exten = number
+        record.context["transfer"] = {"to_queue": queue, "to_number": number}
+        log.info(
+            "call.transfer",
+            interaction=record.interaction_id,
+            agent=agent_id,
+            queue=queue,
+            number=number,
+        )
+        await self.telephony.transfer_with_context(
+            record.agent_leg, TRANSFER_CONTEXT, exten, {"CC_FROM": record.interaction_id}
+        )
+        return record.interaction_id
+
+    def set_disposition(self, interaction_id: str, agent_id: str, code: str, notes: str) -> None:
+        """The agent's outcome code and notes for an interaction they handled."""
+        record = self._recent(interaction_id)
+        if record is None:
+            raise RoutingError(f"unknown interaction {interaction_id!r}")
+        if record.agent_id != agent_id:
+            raise RoutingError(f"interaction {interaction_id!r} was not handled by {agent_id!r}")
+        if code not in self.site.dispositions:
+            raise RoutingError(
+                f"unknown disposition {code!r} (known: {', '.join(self.site.dispositions)})"
+            )
+        record.disposition, record.notes = code, notes
+        if record.phase in _FINISHED and self.on_finished is not None:
+            self.on_finished(record)  # an upsert: the stored row gets the code
+
+    async def coach(self, supervisor_id: str, agent_id: str, mode: SpyMode) -> str:
+        """Ring the supervisor's phone into ChanSpy on the agent's live call.
+
+        The supervisor switches mode from the phone (4 listen, 5 whisper,
+        6 barge) or by asking again with another mode.
+        """
+        supervisor = self.site.supervisors.get(supervisor_id)
+        if supervisor is None:
+            raise RoutingError(f"unknown supervisor {supervisor_id!r}")
+        record = self._live_call_of(agent_id)
+        assert record.agent_leg is not None
         log.info(
             "call.coaching",
             interaction=record.interaction_id,
@@ -674,6 +757,9 @@ def row_of(record: CallRecord) -> InteractionRow:
             "kind": record.kind,
             "origin": record.origin,
             "attempts": record.attempts,
+            "disposition": record.disposition,
+            "notes": record.notes,
+            **record.context,
         },
         legs=tuple(legs),
         direction="outbound" if record.kind == "callback" else "inbound",

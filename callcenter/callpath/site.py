@@ -68,6 +68,9 @@ class Site(BaseModel, extra="forbid"):
     supervisors: dict[Name, SupervisorSetup] = Field(default_factory=dict)
     routes: dict[str, RouteSetup] = Field(default_factory=dict)
     """Dialled number (DNIS) -> queue; ``default`` catches the rest."""
+    dispositions: list[str] = Field(
+        default_factory=lambda: ["resolved", "follow-up", "sale", "no-sale", "wrong-number"]
+    )
     pause_reasons: list[str] = Field(
         default_factory=lambda: ["break", "lunch", "training", "meeting", "no answer"]
     )

@@ -49,13 +49,18 @@ queues:
     callback_attempts: 2
     callback_retry_delay: 1
     callback_dial_timeout: 4
+  ventes:
+    skills: {ventes: 1}
+    ring_timeout: 8
+    wrapup: 1
+    first_announce_after: 60
 routes:
   '3901': {queue: support}
   '3902': {queue: rona}
   '3903': {queue: callbacks}
 agents:
   a01: {name: Agent 1, endpoint: agent11, skills: {support: 5}}
-  a02: {name: Agent 2, endpoint: agent12, skills: {support: 5}}
+  a02: {name: Agent 2, endpoint: agent12, skills: {support: 5, ventes: 5}}
 supervisors:
   s1: {name: Supervisor 1, endpoint: supervisor1}
 """
@@ -367,3 +372,46 @@ async def test_pending_callback_survives_a_daemon_restart(
         ("callback", "inbound"),
         ("completed", "outbound"),
     ]
+
+
+async def test_blind_transfer_to_a_queue_carries_the_context_and_dispositions(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    async with (
+        daemon(asterisk, tmp_path) as d,
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=300),
+    ):
+        d.callpath.agent_login("a01")
+        async with sipp_caller(asterisk.ports.sip, "3901", hangup_after_ms=9000) as caller:
+            await until(
+                lambda: any(r.phase is Phase.CONNECTED for r in d.callpath.calls.values()),
+                what="connected to a01",
+            )
+            [first] = list(d.callpath.calls.values())
+            first.context["customer"] = {"id": "C-42", "vip": True}
+            d.callpath.agent_login("a02")
+            status, body = await rest(d, "POST", "/api/agents/a01/transfer", {"queue": "ventes"})
+            assert status == 200, body
+            await until(
+                lambda: any(
+                    r.agent_id == "a02" and r.phase is Phase.CONNECTED
+                    for r in d.callpath.calls.values()
+                ),
+                what="connected to a02 through the ventes queue",
+            )
+            [second] = [r for r in d.callpath.calls.values() if r.agent_id == "a02"]
+            assert second.queue == "ventes"
+            assert second.origin == first.interaction_id
+            assert second.context["customer"] == {"id": "C-42", "vip": True}
+            assert second.context["transferred_by"] == "a01"
+            assert first.phase is Phase.COMPLETED
+            await caller.wait(timeout=30)
+        url = f"/api/interactions/{first.interaction_id}/disposition"
+        ok = await rest(d, "POST", url, {"agent": "a01", "code": "follow-up", "notes": "to sales"})
+        assert ok[0] == 200, ok
+        assert first.disposition == "follow-up"
+        assert (await rest(d, "POST", url, {"agent": "a02", "code": "resolved"}))[0] == 409
+        assert (await rest(d, "POST", url, {"agent": "a01", "code": "bogus"}))[0] == 409
+        bad = await rest(d, "POST", "/api/agents/a01/transfer", {"queue": "ventes"})
+        assert bad[0] == 409  # no call in progress any more
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")
