@@ -270,3 +270,16 @@ async def sipp_agents(
     finally:
         await sipp.kill()
         sipp.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def sipp_busy(sip_port: int, *, port: int) -> AsyncIterator[Sipp]:
+    """A UAS on ``port`` that answers every call with 486 Busy Here."""
+    sipp = Sipp(_fill("busy.xml.in", {}), [f"127.0.0.1:{sip_port}"], name="busy")
+    sipp.port = port
+    await sipp.start()
+    try:
+        yield sipp
+    finally:
+        await sipp.kill()
+        sipp.cleanup()

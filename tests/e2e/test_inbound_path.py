@@ -23,7 +23,7 @@ from callcenter.config import Settings
 from callcenter.daemon import Daemon
 from callcenter.testing.databases import fresh_database
 from callcenter.testing.instances import AsteriskInstance
-from callcenter.testing.sipp import sipp_agents, sipp_caller
+from callcenter.testing.sipp import sipp_agents, sipp_busy, sipp_caller
 from callcenter.testing.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.asterisk
@@ -414,4 +414,29 @@ async def test_blind_transfer_to_a_queue_carries_the_context_and_dispositions(
         assert (await rest(d, "POST", url, {"agent": "a01", "code": "bogus"}))[0] == 409
         bad = await rest(d, "POST", "/api/agents/a01/transfer", {"queue": "ventes"})
         assert bad[0] == 409  # no call in progress any more
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")
+
+
+async def test_busy_customer_is_retried_then_the_callback_fails(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    async with (
+        daemon(asterisk, tmp_path) as d,
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=300),
+        sipp_busy(asterisk.ports.sip, port=asterisk.ports.trunk),
+    ):
+        async with sipp_caller(
+            asterisk.ports.sip, "3903", digits="1,#", first_delay_ms=2000, gap_ms=1000
+        ) as caller:
+            assert (await caller.wait(timeout=40)).ok
+        d.callpath.agent_login("a01")
+        await until(
+            lambda: any(r.phase is Phase.FAILED for r in d.callpath.history),
+            timeout=40,
+            what="two busy attempts, then failed",
+        )
+        [failed] = [r for r in d.callpath.history if r.phase is Phase.FAILED]
+        assert [a["result"] for a in failed.attempts] == ["BUSY", "BUSY"]
+        assert all(a["agent"] == "a01" for a in failed.attempts)
+        assert d.acd.agent_state("a01") in ("wrap_up", "ready")
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
