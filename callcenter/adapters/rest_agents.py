@@ -6,6 +6,7 @@
     POST /api/agents/{agent}/wrapup/end
     POST /api/agents/{agent}/logout
     POST /api/agents/{agent}/transfer   {"queue": "ventes"} or {"number": "0612345678"}
+    POST /api/agents/{agent}/conference {"number": "0612345678"} or {"agent": "a05"}
     POST /api/interactions/{id}/disposition  {"agent": "a03", "code": "resolved", "notes": ""}
     POST /api/supervisors/{sup}/coach   {"agent": "a03", "mode": "listen|whisper|barge"}
     GET  /api/agents                    every agent: state, since, reason
@@ -105,6 +106,21 @@ def agent_routes(callpath: CallPath, engine: Engine) -> list[web.RouteDef]:
             raise _error(502, f"Asterisk refused: {exc}") from None
         return web.json_response({"interaction": interaction, "queue": queue, "number": number})
 
+    async def conference(request: web.Request) -> web.Response:
+        data = await body(request)
+        number = text_field(data, "number", required=False)
+        other = text_field(data, "agent", required=False)
+        agent = request.match_info["agent"]
+        if agent not in callpath.site.agents:
+            raise _error(404, f"unknown agent {agent!r}")
+        try:
+            room = await callpath.conference(agent, number=number, agent=other)
+        except RoutingError as exc:
+            raise _error(409, str(exc)) from None
+        except AsteriskError as exc:
+            raise _error(502, f"Asterisk refused: {exc}") from None
+        return web.json_response({"room": room})
+
     async def disposition(request: web.Request) -> web.Response:
         data = await body(request)
         agent = text_field(data, "agent", required=True) or ""
@@ -175,6 +191,7 @@ def agent_routes(callpath: CallPath, engine: Engine) -> list[web.RouteDef]:
         web.post("/api/agents/{agent}/wrapup/end", end_wrapup),
         web.post("/api/agents/{agent}/logout", logout),
         web.post("/api/agents/{agent}/transfer", transfer),
+        web.post("/api/agents/{agent}/conference", conference),
         web.post("/api/interactions/{interaction}/disposition", disposition),
         web.post("/api/supervisors/{supervisor}/coach", coach),
         web.get("/api/agents", agents),

@@ -20,11 +20,12 @@ from callcenter.errors import AsteriskError
 
 __all__ = ["SpyMode", "Telephony", "TelephonyConfig"]
 
-# Where the caller goes when the agent hangs up first (Bridge option F):
-# dialplans/callpath.conf, which hands the call back to the daemon.
-AFTER_AGENT = "callcenter-after-agent^s^1"
+# dialplans/callpath.conf: the agent's leg bridges with the caller there
+# (Bridge with F() to callcenter-after-agent when the agent hangs up first).
+CONNECT_CONTEXT = "callcenter-connect"
 # Where an agent's leg goes for a callback: dials the customer on the trunk.
 CALLBACK_CONTEXT = "callcenter-callback"
+CONFERENCE_CONTEXT = "callcenter-conference"
 
 
 class SpyMode(StrEnum):
@@ -68,19 +69,20 @@ class Telephony:
 
         ``caller`` is the waiting caller's channel (name or Uniqueid). The
         outcome arrives later as OriginateResponse (Reason 4 = answered).
-        When the agent hangs up first, Bridge option F sends the caller to
-        the after-agent dialplan rather than back after ``AGI()``.
+        The leg runs the ``callcenter-connect`` dialplan (a PBX, so it can be
+        redirected later); when the agent hangs up first, Bridge option F
+        sends the caller to the after-agent dialplan, not back after AGI().
         """
         _check_token(endpoint, "endpoint")
         _check_token(caller, "caller channel")
         return await self.ami.originate(
             f"{self.config.technology}/{endpoint}",
             channel_id=channel_id,
-            application="Bridge",
-            data=f"{caller},F({AFTER_AGENT})",
+            context=CONNECT_CONTEXT,
+            exten="s",
             timeout_ms=int(ring_timeout * 1000),
             caller_id=caller_id,
-            variables=variables,
+            variables={**(variables or {}), "CC_CALLER": caller},
         )
 
     async def ring_agent_for_callback(
@@ -163,6 +165,44 @@ class Telephony:
         if not peer:
             raise AsteriskError(f"{channel} is not bridged with anyone")
         return peer
+
+    async def into_conference(self, room: str, channel: str, other: str) -> None:
+        """Move two bridged channels into ConfBridge ``room`` together."""
+        _check_token(room, "conference room")
+        await self.ami.send(
+            "Redirect",
+            {
+                "Channel": channel,
+                "ExtraChannel": other,
+                "Context": CONFERENCE_CONTEXT,
+                "ExtraContext": CONFERENCE_CONTEXT,
+                "Exten": room,
+                "ExtraExten": room,
+                "Priority": "1",
+                "ExtraPriority": "1",
+            },
+        )
+
+    async def ring_into_conference(
+        self,
+        room: str,
+        destination: str,
+        *,
+        channel_id: str,
+        ring_timeout: float,
+        caller_id: str | None = None,
+    ) -> str:
+        """Ring ``destination`` (an endpoint, or ``number@trunk``) into ``room``."""
+        _check_token(room, "conference room")
+        _check_token(destination.replace("@", ""), "destination")
+        return await self.ami.originate(
+            f"{self.config.technology}/{destination}",
+            channel_id=channel_id,
+            application="ConfBridge",
+            data=f"{room},callcenter_bridge,callcenter_user",
+            timeout_ms=int(ring_timeout * 1000),
+            caller_id=caller_id,
+        )
 
     async def redirect(self, channel: str, context: str, exten: str, priority: int = 1) -> None:
         for value, what in ((context, "context"), (exten, "extension")):

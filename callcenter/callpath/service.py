@@ -557,6 +557,40 @@ class CallPath:
         )
         return record.interaction_id
 
+    async def conference(
+        self, agent_id: str, *, number: str | None = None, agent: str | None = None
+    ) -> str:
+        """Three-way: the caller and the agent go into a conference room and a
+        third party (a number on the trunk, or another agent's phone) is rung
+        into it. Returns the room. The interaction goes on until the agent
+        leaves the room (their leg hangs up)."""
+        record = self._live_call_of(agent_id)
+        assert record.agent_leg is not None
+        if (number is None) == (agent is None):
+            raise RoutingError("conference with exactly one of: a number, an agent")
+        if number is not None:
+            if not number.isdigit() or not 2 <= len(number) <= 20:
+                raise RoutingError(f"not a phone number: {number!r}")
+            destination = f"{number}@trunk"
+        else:
+            assert agent is not None
+            setup = self.site.agents.get(agent)
+            if setup is None:
+                raise RoutingError(f"unknown agent {agent!r}")
+            destination = self.agent_endpoints.get(agent, setup.endpoint)
+        room = "cc" + record.interaction_id.replace("-", "")[:12]
+        record.context["conference"] = {"room": room, "with": number or agent}
+        log.info("call.conference", interaction=record.interaction_id, room=room)
+        await self.telephony.into_conference(room, record.agent_leg, record.caller_uniqueid)
+        await self.telephony.ring_into_conference(
+            room,
+            destination,
+            channel_id=self.telephony.new_channel_id(),
+            ring_timeout=self.site.queues[record.queue].ring_timeout,
+            caller_id=f'"Conference {record.queue}" <{record.caller_number or "anonymous"}>',
+        )
+        return room
+
     def set_disposition(self, interaction_id: str, agent_id: str, code: str, notes: str) -> None:
         """The agent's outcome code and notes for an interaction they handled."""
         record = self._recent(interaction_id)

@@ -21,6 +21,7 @@ import pytest
 from callcenter.callpath.service import CallRecord, Phase
 from callcenter.config import Settings
 from callcenter.daemon import Daemon
+from callcenter.protocol.ami_events import ConfbridgeJoin
 from callcenter.testing.databases import fresh_database
 from callcenter.testing.instances import AsteriskInstance
 from callcenter.testing.sipp import sipp_agents, sipp_busy, sipp_caller
@@ -439,4 +440,37 @@ async def test_busy_customer_is_retried_then_the_callback_fails(
         assert [a["result"] for a in failed.attempts] == ["BUSY", "BUSY"]
         assert all(a["agent"] == "a01" for a in failed.attempts)
         assert d.acd.agent_state("a01") in ("wrap_up", "ready")
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")
+
+
+async def test_three_way_conference_with_an_outside_number(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    joins: list[ConfbridgeJoin] = []
+    async with (
+        daemon(asterisk, tmp_path) as d,
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=300, talk_ms=6000),
+        sipp_agents(asterisk.ports.sip, port=asterisk.ports.trunk, answer_ms=300, talk_ms=7000),
+    ):
+        d.ami.subscribe(
+            lambda item: joins.append(item) if isinstance(item, ConfbridgeJoin) else None
+        )
+        d.callpath.agent_login("a01")
+        async with sipp_caller(asterisk.ports.sip, "3901", hangup_after_ms=9000) as caller:
+            await until(
+                lambda: any(r.phase is Phase.CONNECTED for r in d.callpath.calls.values()),
+                what="connected",
+            )
+            [record] = list(d.callpath.calls.values())
+            status, body = await rest(
+                d, "POST", "/api/agents/a01/conference", {"number": "0698765432"}
+            )
+            assert status == 200, body
+            assert isinstance(body, dict)
+            await until(lambda: len(joins) >= 3, what="three in the room")
+            assert {j.conference for j in joins} == {body["room"]}
+            names = sorted(j.snapshot.channel.split("-")[0] for j in joins)
+            assert names == ["PJSIP/agent11", "PJSIP/trunk", "PJSIP/trunk"]
+            await caller.wait(timeout=30)
+        await until(lambda: record.phase is Phase.COMPLETED, what="agent left, completed")
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
