@@ -6,6 +6,8 @@
     POST /api/agents/{agent}/wrapup/end
     POST /api/agents/{agent}/logout
     POST /api/agents/{agent}/transfer   {"queue": "ventes"} or {"number": "0612345678"}
+    POST /api/agents/{agent}/consult    {"number": "0612345678"}  (attended transfer)
+    POST /api/agents/{agent}/consult/complete | /consult/cancel
     POST /api/agents/{agent}/conference {"number": "0612345678"} or {"agent": "a05"}
     POST /api/interactions/{id}/disposition  {"agent": "a03", "code": "resolved", "notes": ""}
     POST /api/supervisors/{sup}/coach   {"agent": "a03", "mode": "listen|whisper|barge"}
@@ -106,6 +108,28 @@ def agent_routes(callpath: CallPath, engine: Engine) -> list[web.RouteDef]:
             raise _error(502, f"Asterisk refused: {exc}") from None
         return web.json_response({"interaction": interaction, "queue": queue, "number": number})
 
+    async def consult(request: web.Request) -> web.Response:
+        number = text_field(await body(request), "number", required=True) or ""
+        return await call_action(request, lambda agent: callpath.consult(agent, number))
+
+    async def consult_complete(request: web.Request) -> web.Response:
+        return await call_action(request, callpath.complete_transfer)
+
+    async def consult_cancel(request: web.Request) -> web.Response:
+        return await call_action(request, callpath.cancel_transfer)
+
+    async def call_action(request: web.Request, action: Any) -> web.Response:
+        agent = request.match_info["agent"]
+        if agent not in callpath.site.agents:
+            raise _error(404, f"unknown agent {agent!r}")
+        try:
+            interaction = await action(agent)
+        except RoutingError as exc:
+            raise _error(409, str(exc)) from None
+        except AsteriskError as exc:
+            raise _error(502, f"Asterisk refused: {exc}") from None
+        return web.json_response({"interaction": interaction})
+
     async def conference(request: web.Request) -> web.Response:
         data = await body(request)
         number = text_field(data, "number", required=False)
@@ -191,6 +215,9 @@ def agent_routes(callpath: CallPath, engine: Engine) -> list[web.RouteDef]:
         web.post("/api/agents/{agent}/wrapup/end", end_wrapup),
         web.post("/api/agents/{agent}/logout", logout),
         web.post("/api/agents/{agent}/transfer", transfer),
+        web.post("/api/agents/{agent}/consult", consult),
+        web.post("/api/agents/{agent}/consult/complete", consult_complete),
+        web.post("/api/agents/{agent}/consult/cancel", consult_cancel),
         web.post("/api/agents/{agent}/conference", conference),
         web.post("/api/interactions/{interaction}/disposition", disposition),
         web.post("/api/supervisors/{supervisor}/coach", coach),

@@ -155,7 +155,7 @@ class Telephony:
         peer = await self.bridged_peer(channel)
         for name, value in variables.items():
             _check_token(value, name)
-            await self.ami.send("Setvar", {"Channel": peer, "Variable": name, "Value": value})
+            await self._setvar(peer, name, value)
         await self.blind_transfer(channel, context, exten)
 
     async def bridged_peer(self, channel: str) -> str:
@@ -203,6 +203,40 @@ class Telephony:
             timeout_ms=int(ring_timeout * 1000),
             caller_id=caller_id,
         )
+
+    async def consult(
+        self, agent_leg: str, caller: str, number: str, *, dial_timeout: float
+    ) -> None:
+        """Attended transfer, step 1: the caller on hold, the agent's leg
+        dials ``number`` (dialplans/callpath.conf, callcenter-consult)."""
+        if not number.isdigit() or not 2 <= len(number) <= 20:
+            raise AsteriskError(f"refusing consult number {number!r}: digits only")
+        await self._setvar(agent_leg, "CC_DIAL_TIMEOUT", str(max(1, round(dial_timeout))))
+        await self._setvar(agent_leg, "CC_XFER_DONE", "0")
+        await self.ami.send(
+            "Redirect",
+            {
+                "Channel": agent_leg,
+                "Context": "callcenter-consult",
+                "Exten": number,
+                "Priority": "1",
+                "ExtraChannel": caller,
+                "ExtraContext": "callcenter-hold",
+                "ExtraExten": "s",
+                "ExtraPriority": "1",
+            },
+        )
+
+    async def complete_transfer(self, agent_leg: str, caller: str, target: str) -> None:
+        """Attended transfer, step 2: the caller meets the consulted party;
+        the agent's leg ends (CC_XFER_DONE keeps it from taking the caller back)."""
+        _check_token(target, "target channel")
+        await self._setvar(agent_leg, "CC_XFER_DONE", "1")
+        await self._setvar(caller, "CC_TARGET", target)
+        await self.redirect(caller, "callcenter-xfer-complete", "s")
+
+    async def _setvar(self, channel: str, name: str, value: str) -> None:
+        await self.ami.send("Setvar", {"Channel": channel, "Variable": name, "Value": value})
 
     async def redirect(self, channel: str, context: str, exten: str, priority: int = 1) -> None:
         for value, what in ((context, "context"), (exten, "extension")):

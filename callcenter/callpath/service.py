@@ -36,7 +36,13 @@ from callcenter.callpath.site import RouteSetup, Site
 from callcenter.clock import Clock
 from callcenter.errors import AsteriskError, RoutingError
 from callcenter.flows.inbound import WaitSettings
-from callcenter.protocol.channels import Change, ChannelRemoved, DialEnded, OriginateResult
+from callcenter.protocol.channels import (
+    Change,
+    ChannelRemoved,
+    DialEnded,
+    DialStarted,
+    OriginateResult,
+)
 from callcenter.store.interactions import CallbackRow, InteractionRow, Leg
 from callcenter.tasks import cancel_and_wait
 
@@ -96,6 +102,8 @@ class CallRecord:
     """What follows the call on a transfer: customer data, IVR answers, notes."""
     disposition: str | None = None
     notes: str = ""
+    consult: dict[str, object] | None = None
+    """An attended transfer in progress: number, target leg, state."""
     _path: CallPath | None = field(default=None, repr=False)
 
     @property
@@ -325,10 +333,27 @@ class CallPath:
             self._on_channel_gone(change)
         elif isinstance(change, DialEnded):
             self._on_dial_ended(change)
+        elif isinstance(change, DialStarted):
+            self._on_dial_started(change)
+
+    def _on_dial_started(self, change: DialStarted) -> None:
+        record = self.calls.get(self._by_leg.get(change.caller or "", ""))
+        if record is not None and record.consult is not None:
+            record.consult["target"] = change.dest
 
     def _on_dial_ended(self, change: DialEnded) -> None:
-        # Only callbacks dial from our agent legs (the customer's number).
+        # Our agent legs dial for callbacks (the customer) and consultations.
         record = self.calls.get(self._by_leg.get(change.caller or "", ""))
+        if record is not None and record.consult is not None:
+            if change.status == "ANSWER":
+                record.consult["state"] = "talking"
+            else:
+                # Not reached: the dialplan bridges the agent back with the caller.
+                log.info(
+                    "call.consult_failed", interaction=record.interaction_id, status=change.status
+                )
+                record.consult = None
+            return
         if record is None or record.kind != "callback" or record.phase is not Phase.DIALING:
             return
         record.attempts.append(
@@ -555,6 +580,59 @@ class CallPath:
         await self.telephony.transfer_with_context(
             record.agent_leg, TRANSFER_CONTEXT, exten, {"CC_FROM": record.interaction_id}
         )
+        return record.interaction_id
+
+    async def consult(self, agent_id: str, number: str) -> str:
+        """Attended transfer: the caller waits on hold, the agent talks to
+        ``number``; then :meth:`complete_transfer` or :meth:`cancel_transfer`."""
+        record = self._live_call_of(agent_id)
+        assert record.agent_leg is not None
+        if record.kind != "call":
+            raise RoutingError("only an inbound caller can be transferred")
+        if record.consult is not None:
+            raise RoutingError("a consultation is already in progress")
+        if not number.isdigit() or not 2 <= len(number) <= 20:
+            raise RoutingError(f"not a phone number: {number!r}")
+        record.consult = {"number": number, "target": None, "state": "dialing"}
+        log.info("call.consult", interaction=record.interaction_id, number=number)
+        queue = self.site.queues[record.queue]
+        try:
+            await self.telephony.consult(
+                record.agent_leg,
+                record.caller_uniqueid,
+                number,
+                dial_timeout=queue.callback_dial_timeout,
+            )
+        except AsteriskError:
+            record.consult = None
+            raise
+        return record.interaction_id
+
+    async def complete_transfer(self, agent_id: str) -> str:
+        record = self._live_call_of(agent_id)
+        consult = record.consult
+        if consult is None or consult.get("state") != "talking" or not consult.get("target"):
+            raise RoutingError("no answered consultation to complete")
+        assert record.agent_leg is not None
+        await self.telephony.complete_transfer(
+            record.agent_leg, record.caller_uniqueid, str(consult["target"])
+        )
+        record.context["transfer"] = {"attended": True, "to_number": consult["number"]}
+        log.info("call.transfer_completed", interaction=record.interaction_id)
+        record.consult = None
+        return record.interaction_id
+
+    async def cancel_transfer(self, agent_id: str) -> str:
+        record = self._live_call_of(agent_id)
+        consult = record.consult
+        if consult is None:
+            raise RoutingError("no consultation in progress")
+        target = consult.get("target")
+        if target:
+            # The dialplan then bridges the agent back with the caller.
+            await self.telephony.hangup(str(target))
+        log.info("call.transfer_cancelled", interaction=record.interaction_id)
+        record.consult = None
         return record.interaction_id
 
     async def conference(

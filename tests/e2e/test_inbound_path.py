@@ -474,3 +474,57 @@ async def test_three_way_conference_with_an_outside_number(
             await caller.wait(timeout=30)
         await until(lambda: record.phase is Phase.COMPLETED, what="agent left, completed")
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
+
+
+@pytest.mark.parametrize("finish", ["complete", "cancel"])
+async def test_attended_transfer_consult_then_complete_or_cancel(
+    asterisk: AsteriskInstance, tmp_path: Path, finish: str
+) -> None:
+    async with (
+        daemon(asterisk, tmp_path) as d,
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=300),
+        sipp_agents(asterisk.ports.sip, port=asterisk.ports.trunk, answer_ms=300),
+    ):
+        d.callpath.agent_login("a01")
+        async with sipp_caller(asterisk.ports.sip, "3901", hangup_after_ms=12_000) as caller:
+            await until(
+                lambda: any(r.phase is Phase.CONNECTED for r in d.callpath.calls.values()),
+                what="connected",
+            )
+            [record] = list(d.callpath.calls.values())
+            assert record.agent_leg is not None
+            status, body = await rest(
+                d, "POST", "/api/agents/a01/consult", {"number": "0698765432"}
+            )
+            assert status == 200, body
+            await until(
+                lambda: record.consult is not None and record.consult["state"] == "talking",
+                what="consulted party answered",
+            )
+            target = record.consult["target"] if record.consult else None
+            peer = d.tracker.peer_of(record.agent_leg)
+            assert peer is not None
+            assert peer.uniqueid == target  # the agent talks to the consulted party
+            status, body = await rest(d, "POST", f"/api/agents/a01/consult/{finish}")
+            assert status == 200, body
+            if finish == "complete":
+                await until(lambda: record.phase is Phase.COMPLETED, what="agent leg ended")
+                await until(
+                    lambda: (
+                        (p := d.tracker.peer_of(record.caller_uniqueid)) is not None
+                        and p.uniqueid == target
+                    ),
+                    what="caller bridged with the consulted party",
+                )
+                assert record.context["transfer"] == {"attended": True, "to_number": "0698765432"}
+            else:
+                await until(
+                    lambda: (
+                        (p := d.tracker.peer_of(record.caller_uniqueid)) is not None
+                        and p.uniqueid == record.agent_leg
+                    ),
+                    what="caller back with the agent",
+                )
+                assert record.phase is Phase.CONNECTED
+            await caller.wait(timeout=30)
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")
