@@ -80,6 +80,11 @@ class SiteConfig(BaseModel, extra="forbid"):
 class RecordingConfig(BaseModel, extra="forbid"):
     # Where MixMonitor writes, as Asterisk sees it (on the Asterisk host).
     asterisk_dir: str = "/var/spool/asterisk/recordings"
+    # The same directory as the daemon sees it (same host, or a shared mount);
+    # unset: no post-processing.
+    local_dir: Path | None = None
+    format: Literal["mp3", "ogg", "wav"] = "mp3"
+    keep_wav: bool = True
 
 
 class LogConfig(BaseModel, extra="forbid"):

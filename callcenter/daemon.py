@@ -15,9 +15,10 @@ from callcenter.acd import Engine, QueueRules
 from callcenter.adapters.ami import AmiClient, Connected, Disconnected, Resync, StreamItem
 from callcenter.adapters.fastagi import AgiSession, FastAgiServer
 from callcenter.adapters.http import HttpServer
+from callcenter.adapters.recordings import Processed, RecordingWorker
 from callcenter.adapters.rest_agents import agent_routes
 from callcenter.adapters.telephony import Telephony, TelephonyConfig
-from callcenter.callpath.service import CallPath, row_of
+from callcenter.callpath.service import CallPath, CallRecord, Phase, row_of
 from callcenter.callpath.site import Site, load_site
 from callcenter.clock import Clock, SystemClock
 from callcenter.config import Settings
@@ -59,6 +60,17 @@ class Daemon:
         self.http.app.add_routes(agent_routes(self.callpath, self.acd))
         self.pool: Any = None
         self.writer: InteractionWriter | None = None
+        recording = settings.recording
+        self.recordings: RecordingWorker | None = (
+            RecordingWorker(
+                recording.local_dir,
+                output_format=recording.format,
+                keep_source=recording.keep_wav,
+                on_done=self._recording_done,
+            )
+            if recording.local_dir is not None
+            else None
+        )
         self._started: list[str] = []
 
     async def start(self) -> None:
@@ -76,11 +88,14 @@ class Daemon:
             await self.writer.start()
             self._started.append("writer")
             writer = self.writer
-            self.callpath.on_finished = lambda record: writer.submit(row_of(record))
             self.callpath.on_callback = writer.submit
             pending = await pending_callbacks(self.pool, node=self.settings.node.name)
             self.callpath.restore_callbacks(pending)
             log.info("callbacks.restored", count=len(pending))
+        if self.recordings is not None:
+            await self.recordings.start()
+            self._started.append("recordings")
+        self.callpath.on_finished = self._finished
         await self.callpath.start()
         self._started.append("callpath")
         await self.agi.start()
@@ -107,6 +122,8 @@ class Daemon:
                     await self.agi.stop()
                 elif name == "callpath":
                     await self.callpath.stop()
+                elif name == "recordings" and self.recordings is not None:
+                    await self.recordings.stop()
                 elif name == "writer" and self.writer is not None:
                     await self.writer.stop()
                 elif name == "pool":
@@ -138,7 +155,23 @@ class Daemon:
             "channels": len(self.tracker.channels()),
             "calls_waiting": sum(1 for c in self.callpath.calls.values() if c.waiting),
             "db_writer_backlog": self.writer.backlog if self.writer else None,
+            "recordings_backlog": self.recordings.backlog if self.recordings else None,
         }
+
+    def _finished(self, record: CallRecord) -> None:
+        if self.writer is not None:
+            self.writer.submit(row_of(record))
+        if self.recordings is not None and record.recording and record.phase is Phase.COMPLETED:
+            self.recordings.submit(record.interaction_id)
+
+    def _recording_done(self, result: Processed) -> None:
+        record = self.callpath.recent(result.interaction_id)
+        if record is None:
+            return
+        record.context["recording_file"] = str(result.output)
+        record.context["recording_seconds"] = round(result.seconds, 2)
+        if self.writer is not None:
+            self.writer.submit(row_of(record))
 
     async def _inbound(self, session: AgiSession) -> None:
         await wait_in_queue(session, self.callpath, self.clock)

@@ -159,7 +159,7 @@ class CallPath:
     def arrive(self, session: AgiSession, dnis: str) -> tuple[CallRecord, WaitSettings]:
         request = session.request
         transferred_from = request.query.get("from")
-        previous = self._recent(transferred_from) if transferred_from else None
+        previous = self.recent(transferred_from) if transferred_from else None
         if (wanted := request.query.get("queue")) is not None:
             # A transfer to a queue (dialplans/callpath.conf, callcenter-transfer).
             if wanted not in self.site.queues:
@@ -530,7 +530,7 @@ class CallPath:
     def end_wrapup(self, agent_id: str) -> None:
         self._apply(self.acd.wrapup_ended(self.clock.now(), agent_id))
 
-    def _recent(self, interaction_id: str) -> CallRecord | None:
+    def recent(self, interaction_id: str) -> CallRecord | None:
         return self.calls.get(interaction_id) or next(
             (r for r in reversed(self.history) if r.interaction_id == interaction_id), None
         )
@@ -671,7 +671,7 @@ class CallPath:
 
     def set_disposition(self, interaction_id: str, agent_id: str, code: str, notes: str) -> None:
         """The agent's outcome code and notes for an interaction they handled."""
-        record = self._recent(interaction_id)
+        record = self.recent(interaction_id)
         if record is None:
             raise RoutingError(f"unknown interaction {interaction_id!r}")
         if record.agent_id != agent_id:

@@ -54,7 +54,10 @@ def run(args: argparse.Namespace) -> int:
             update={
                 "ami": settings.ami.model_copy(update=overrides["ami"]),
                 "recording": settings.recording.model_copy(
-                    update={"asterisk_dir": str(asterisk.recordings_in_asterisk)}
+                    update={
+                        "asterisk_dir": str(asterisk.recordings_in_asterisk),
+                        "local_dir": asterisk.recordings,
+                    }
                 ),
                 **(
                     {"database": settings.database.model_copy(update=overrides["database"])}

@@ -84,7 +84,10 @@ async def daemon(
             "agi": {"port": asterisk.ports.agi},
             "http": {"port": 0},
             "site": {"file": str(site)},
-            "recording": {"asterisk_dir": str(asterisk.sandbox.recordings_in_asterisk)},
+            "recording": {
+                "asterisk_dir": str(asterisk.sandbox.recordings_in_asterisk),
+                "local_dir": str(asterisk.sandbox.recordings),
+            },
             "database": {"url": database_url},
         }
     )
@@ -145,9 +148,13 @@ async def test_caller_is_connected_agent_first_recorded_and_agent_wraps_up(
         assert status == 200
         assert isinstance(shown, dict)
         assert shown["phase"] == "completed"
+        # Post-processed: normalised MP3 next to MixMonitor's WAV.
+        await until(lambda: "recording_seconds" in record.context, what="recording processed")
+        assert 1.0 < float(record.context["recording_seconds"]) < 10.0  # type: ignore[arg-type]
     recording = asterisk.sandbox.recordings / f"{record.interaction_id}.wav"
     assert recording.exists()
     assert recording.stat().st_size > 8000
+    assert recording.with_suffix(".mp3").stat().st_size > 1000
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
 
 
