@@ -35,7 +35,7 @@ from callcenter.callpath.ports import AcdPort, AgentProfile, InteractionRequest,
 from callcenter.callpath.site import RouteSetup, Site
 from callcenter.clock import Clock
 from callcenter.errors import AsteriskError, RoutingError
-from callcenter.flows.inbound import WaitSettings
+from callcenter.flows.inbound import Resume, WaitSettings
 from callcenter.protocol.channels import (
     Change,
     ChannelRemoved,
@@ -110,6 +110,10 @@ class CallRecord:
     def waiting(self) -> bool:
         return self.phase in (Phase.WAITING, Phase.RINGING)
 
+    @property
+    def enqueued_wall(self) -> float:
+        return self.arrived_wall
+
     def position(self) -> int:
         assert self._path is not None
         return self._path.acd.position(self.interaction_id)
@@ -156,8 +160,14 @@ class CallPath:
         self._timer = None
 
     # --------------------------------------------------------- inbound flow
-    def arrive(self, session: AgiSession, dnis: str) -> tuple[CallRecord, WaitSettings]:
+    def arrive(
+        self, session: AgiSession, dnis: str, resume: Resume | None = None
+    ) -> tuple[CallRecord, WaitSettings]:
         request = session.request
+        if resume is not None and (known := self.calls.get(resume.interaction_id)) is not None:
+            # Same daemon, the FastAGI link dropped: the caller's place is intact.
+            log.info("call.reattached", interaction=known.interaction_id)
+            return known, self._wait_settings(known)
         transferred_from = request.query.get("from")
         previous = self.recent(transferred_from) if transferred_from else None
         if (wanted := request.query.get("queue")) is not None:
@@ -169,8 +179,15 @@ class CallPath:
             queue_name, route = self.site.route_for(dnis)
         queue = self.site.queues[queue_name]
         language = previous.language if previous is not None else route.language or queue.language
+        now, wall = self.clock.now(), self.clock.wall()
+        if resume is not None:
+            # A new daemon: the caller keeps the id and enqueue time they had.
+            interaction_id, arrived_wall = resume.interaction_id, resume.enqueued_wall
+            log.info("call.resumed", interaction=interaction_id, waited=round(wall - arrived_wall))
+        else:
+            interaction_id, arrived_wall = str(uuid.uuid4()), wall
         record = CallRecord(
-            interaction_id=str(uuid.uuid4()),
+            interaction_id=interaction_id,
             node=self.node,
             caller_uniqueid=request.uniqueid,
             caller_channel=request.channel,
@@ -179,8 +196,8 @@ class CallPath:
             queue=queue_name,
             language=language,
             priority=route.priority if route.priority is not None else queue.priority,
-            arrived_at=self.clock.now(),
-            arrived_wall=self.clock.wall(),
+            arrived_at=now - (wall - arrived_wall),
+            arrived_wall=arrived_wall,
             origin=previous.interaction_id if previous is not None else None,
             _path=self,
         )
@@ -196,27 +213,30 @@ class CallPath:
             dnis=dnis,
             language=language,
         )
-        skills = dict(queue.skills)
         decisions = self.acd.interaction_arrived(
-            record.arrived_at,
+            now,
             InteractionRequest(
                 record.interaction_id,
                 queue_name,
-                skills,
+                dict(queue.skills),
                 language,
                 record.priority,
                 customer_id=record.caller_number or None,
+                enqueued_at=record.arrived_at,
             ),
         )
         self._schedule(decisions)
-        settings = WaitSettings(
-            language=language,
-            music_class=language,
+        return record, self._wait_settings(record)
+
+    def _wait_settings(self, record: CallRecord) -> WaitSettings:
+        queue = self.site.queues[record.queue]
+        return WaitSettings(
+            language=record.language,
+            music_class=record.language,
             announce_every=queue.announce_every,
             first_announce_after=queue.first_announce_after,
             callback=queue.callback,
         )
-        return record, settings
 
     async def callback_requested(self, ticket: object, number: str) -> None:
         """The caller leaves the queue and keeps their place: a callback

@@ -34,6 +34,9 @@ class Ticket(Protocol):
     interaction_id: str
 
     @property
+    def enqueued_wall(self) -> float: ...
+
+    @property
     def waiting(self) -> bool:
         """True until an agent is connected or the interaction ends."""
         ...
@@ -46,9 +49,19 @@ class Ticket(Protocol):
 class Lobby(Protocol):
     """What the inbound flow needs from the call path."""
 
-    def arrive(self, session: AgiSession, dnis: str) -> tuple[Ticket, WaitSettings]: ...
+    def arrive(
+        self, session: AgiSession, dnis: str, resume: Resume | None = None
+    ) -> tuple[Ticket, WaitSettings]: ...
 
     async def callback_requested(self, ticket: Ticket, number: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """A caller coming back after the daemon went away: their place."""
+
+    interaction_id: str
+    enqueued_wall: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +75,14 @@ class WaitSettings:
 
 async def wait_in_queue(session: AgiSession, lobby: Lobby, clock: Clock) -> None:
     dnis = session.request.query.get("dnis") or session.request.extension
-    ticket, settings = lobby.arrive(session, dnis)
+    resume = await _resume_of(session)
+    ticket, settings = lobby.arrive(session, dnis, resume)
+    # The caller's place, on the channel itself, first: if we go away, the
+    # dialplan brings them back with it (dialplans/inbound.conf).
+    await session.set_variable("CC_INTERACTION", ticket.interaction_id)
+    await session.set_variable("CC_ENQUEUED", f"{ticket.enqueued_wall:.3f}")
     await session.answer()
     await session.set_variable("CHANNEL(language)", settings.language)
-    await session.set_variable("CC_INTERACTION", ticket.interaction_id)
     await session.set_music(True, settings.music_class)
     next_announce = clock.now() + settings.first_announce_after
     while ticket.waiting:
@@ -88,6 +105,18 @@ async def wait_in_queue(session: AgiSession, lobby: Lobby, clock: Clock) -> None
     # so that closing our socket does not send them back to the dialplan.
     if not session.hung_up:
         await session.wait_hangup()
+
+
+async def _resume_of(session: AgiSession) -> Resume | None:
+    """Where this caller was, when the dialplan brings them back to us."""
+    interaction = await session.get_variable("CC_INTERACTION")
+    enqueued = await session.get_variable("CC_ENQUEUED")
+    if not interaction or not enqueued:
+        return None
+    try:
+        return Resume(interaction, float(enqueued))
+    except ValueError:
+        return None
 
 
 async def _announce(session: AgiSession, ticket: Ticket, settings: WaitSettings) -> str:

@@ -535,3 +535,41 @@ async def test_attended_transfer_consult_then_complete_or_cancel(
                 assert record.phase is Phase.CONNECTED
             await caller.wait(timeout=30)
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
+
+
+async def test_waiting_callers_survive_a_daemon_restart_in_their_place(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    """The daemon stops with callers in queue: Asterisk keeps them on hold
+    and brings them back; the new daemon gives them their place again."""
+    async with sipp_caller(asterisk.ports.sip, "3901", calls=3, rate=5) as callers:
+        async with daemon(asterisk, tmp_path) as first:
+            await until(lambda: len(first.callpath.calls) == 3, what="3 callers waiting")
+            await asyncio.sleep(1.0)  # their place is written on their channels
+            before = {
+                r.caller_uniqueid: (r.interaction_id, r.arrived_wall)
+                for r in first.callpath.calls.values()
+            }
+        await asyncio.sleep(3)  # no daemon at all for a while
+        async with (
+            daemon(asterisk, tmp_path) as second,
+            sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=200, talk_ms=800),
+        ):
+            await until(lambda: len(second.callpath.calls) == 3, what="3 callers back")
+            after = {
+                r.caller_uniqueid: (r.interaction_id, r.arrived_wall)
+                for r in second.callpath.calls.values()
+            }
+            # Same ids, same enqueue times (kept on the channel to the ms).
+            assert {k: v[0] for k, v in after.items()} == {k: v[0] for k, v in before.items()}
+            assert all(abs(after[k][1] - before[k][1]) < 0.001 for k in before)
+            order = sorted(before.values(), key=lambda v: v[1])
+            second.callpath.agent_login("a01")
+            await until(lambda: len(second.callpath.history) == 3, timeout=40, what="3 served")
+            served = [r.interaction_id for r in second.callpath.history]
+            assert served == [i for i, _ in order]  # oldest first
+            assert all(r.phase is Phase.COMPLETED for r in second.callpath.history)
+            assert all(r.offers == 1 for r in second.callpath.history)
+            result = await callers.wait(timeout=40)
+        assert result.ok, result.errors or result.stderr
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")
