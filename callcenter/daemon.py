@@ -26,7 +26,11 @@ from callcenter.flows.inbound import wait_in_queue
 from callcenter.flows.selftest import selftest
 from callcenter.protocol.channels import Change, ChannelTracker
 from callcenter.store.db import create_pool, migrate
-from callcenter.store.interactions import InteractionWriter, pending_callbacks
+from callcenter.store.interactions import (
+    InteractionWriter,
+    current_agent_states,
+    pending_callbacks,
+)
 
 log = structlog.get_logger("callcenter.daemon")
 
@@ -89,9 +93,12 @@ class Daemon:
             self._started.append("writer")
             writer = self.writer
             self.callpath.on_callback = writer.submit
+            self.callpath.on_records = writer.submit
+            states = await current_agent_states(self.pool)
+            self.callpath.restore_agents(states)
             pending = await pending_callbacks(self.pool, node=self.settings.node.name)
             self.callpath.restore_callbacks(pending)
-            log.info("callbacks.restored", count=len(pending))
+            log.info("daemon.restored", agents=len(states), callbacks=len(pending))
         if self.recordings is not None:
             await self.recordings.start()
             self._started.append("recordings")
@@ -188,8 +195,12 @@ class Daemon:
         for change in changes:
             self.callpath.on_change(change)
         if isinstance(item, Resync):
-            # Callers who hung up while we were blind are abandons now (above);
-            # the others get offers again.
+            # Calls a previous daemon connected are tracked to completion;
+            # callers who hung up while we were blind are abandons now
+            # (above); waiting callers get offers again.
+            adopted = await self.callpath.adopt_calls(self.tracker)
+            if adopted:
+                log.info("calls.adopted", count=adopted)
             self.callpath.telephony_restored()
 
 

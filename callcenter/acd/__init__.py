@@ -4,7 +4,7 @@ Events with a time in, offers out; no I/O and no clock inside, so the same
 engine runs live (callcenter.callpath) and in simulation (callcenter.wfm).
 """
 
-from callcenter.acd.engine import AuditEntry, Engine
+from callcenter.acd.engine import AgentStateChange, AuditEntry, Engine
 from callcenter.acd.messages import AgentProfile, InteractionRequest, OfferDecision
 from callcenter.acd.model import Policy, QueueRules, Relaxation
 from callcenter.acd.states import TRANSITIONS, AgentEvent, AgentState
@@ -14,6 +14,7 @@ __all__ = [
     "AgentEvent",
     "AgentProfile",
     "AgentState",
+    "AgentStateChange",
     "AuditEntry",
     "Engine",
     "InteractionRequest",

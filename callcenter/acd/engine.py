@@ -44,10 +44,18 @@ from callcenter.acd.model import LiveAgent, LiveInteraction, Policy, QueueRules
 from callcenter.acd.states import AgentEvent, AgentState, next_state
 from callcenter.errors import RoutingError
 
-__all__ = ["AuditEntry", "Engine"]
+__all__ = ["AgentStateChange", "AuditEntry", "Engine"]
 
 NO_ANSWER = "no answer"
 _PRIORITY_WEIGHT = 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStateChange:
+    agent_id: str
+    state: str
+    reason: str | None
+    since: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +73,10 @@ class Engine:
         self.agents: dict[str, LiveAgent] = {}
         self.interactions: dict[str, LiveInteraction] = {}
         self.audit: deque[AuditEntry] = deque(maxlen=audit_size)
+        # For the caller to persist: decisions and agent states since the
+        # last take_records() (the engine itself never does I/O).
+        self._new_audit: list[AuditEntry] = []
+        self._changed_agents: dict[str, None] = {}
         self._sequence = itertools.count()
         self._handle_times: dict[str, deque[float]] = {}
         # Per queue, the waiting calls in service order (priority, then
@@ -143,6 +155,32 @@ class Engine:
             )
             return []
         return self._serve_call(at, call)
+
+    def adopt(
+        self, at: float, request: InteractionRequest, profile: AgentProfile
+    ) -> Sequence[OfferDecision]:
+        """A call already connected to this agent (found on Asterisk after a
+        restart): record it as answered by them, whatever they were doing."""
+        if request.interaction_id in self.interactions:
+            raise RoutingError(f"interaction {request.interaction_id!r} is already known")
+        if request.queue not in self.queues:
+            raise RoutingError(f"unknown queue {request.queue!r}")
+        agent = self.agents.get(profile.agent_id)
+        if agent is None or agent.state is AgentState.LOGGED_OUT:
+            self.agent_login(at, profile)
+            agent = self.agents[profile.agent_id]
+        if agent.state is AgentState.PAUSED:
+            self._move(agent, AgentEvent.READY, at)
+        if agent.state is not AgentState.READY:
+            raise RoutingError(f"agent {profile.agent_id!r} is {agent.state.value}, not free")
+        call = LiveInteraction(request, request.enqueued_at or at, next(self._sequence))
+        self.interactions[request.interaction_id] = call
+        self._move(agent, AgentEvent.OFFER, at)
+        self._move(agent, AgentEvent.ANSWER, at)
+        agent.interaction = call.interaction_id
+        call.answered_by = agent.agent_id
+        self._log(at, "adopted", call.interaction_id, agent.agent_id, "connected before a restart")
+        return ()
 
     def offer_answered(
         self, at: float, interaction_id: str, agent_id: str
@@ -368,6 +406,7 @@ class Engine:
         if new is not old:
             agent.state = new
             agent.since = at
+        self._changed_agents[agent.agent_id] = None
         if new is AgentState.READY and old is not AgentState.READY:
             agent.idle_since = at
             agent.pause_reason = None
@@ -419,7 +458,19 @@ class Engine:
     def _log(
         self, at: float, kind: str, interaction_id: str | None, agent_id: str | None, reason: str
     ) -> None:
-        self.audit.append(AuditEntry(at, kind, interaction_id, agent_id, reason))
+        entry = AuditEntry(at, kind, interaction_id, agent_id, reason)
+        self.audit.append(entry)
+        self._new_audit.append(entry)
+
+    def take_records(self) -> tuple[list[AuditEntry], list[AgentStateChange]]:
+        """Decisions and agent states (as they are now) since the last call."""
+        audit, self._new_audit = self._new_audit, []
+        changed, self._changed_agents = self._changed_agents, {}
+        states = [
+            AgentStateChange(a.agent_id, a.state.value, a.pause_reason or a.pending_pause, a.since)
+            for a in (self.agents[agent_id] for agent_id in changed)
+        ]
+        return audit, states
 
 
 def _order(call: LiveInteraction) -> tuple[float, float, int]:

@@ -158,6 +158,11 @@ class Telephony:
             await self._setvar(peer, name, value)
         await self.blind_transfer(channel, context, exten)
 
+    async def variable(self, channel: str, name: str) -> str:
+        """A channel variable ("" when unset)."""
+        frames = await self.ami.send("Getvar", {"Channel": channel, "Variable": name})
+        return (frames[0].get("Value") or "") if frames else ""
+
     async def bridged_peer(self, channel: str) -> str:
         """The channel bridged with ``channel`` (BRIDGEPEER)."""
         frames = await self.ami.send("Getvar", {"Channel": channel, "Variable": "BRIDGEPEER"})

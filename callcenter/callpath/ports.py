@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from callcenter.acd.engine import AgentStateChange, AuditEntry
 from callcenter.acd.messages import AgentProfile, InteractionRequest, OfferDecision
 
 __all__ = ["AcdPort", "AgentProfile", "InteractionRequest", "OfferDecision"]
@@ -29,6 +30,10 @@ class AcdPort(Protocol):
 
     def interaction_arrived(
         self, at: float, request: InteractionRequest
+    ) -> Sequence[OfferDecision]: ...
+
+    def adopt(
+        self, at: float, request: InteractionRequest, profile: AgentProfile
     ) -> Sequence[OfferDecision]: ...
 
     def offer_answered(
@@ -62,5 +67,9 @@ class AcdPort(Protocol):
     def next_deadline(self) -> float | None: ...
 
     def position(self, interaction_id: str) -> int: ...
+
+    def take_records(self) -> tuple[list[AuditEntry], list[AgentStateChange]]:
+        """Decisions and agent states since the last call, to persist."""
+        ...
 
     def expected_wait(self, at: float, interaction_id: str) -> float | None: ...

@@ -36,14 +36,22 @@ from callcenter.callpath.site import RouteSetup, Site
 from callcenter.clock import Clock
 from callcenter.errors import AsteriskError, RoutingError
 from callcenter.flows.inbound import Resume, WaitSettings
+from callcenter.protocol.ami_events import ChannelState
 from callcenter.protocol.channels import (
     Change,
     ChannelRemoved,
+    ChannelTracker,
     DialEnded,
     DialStarted,
     OriginateResult,
 )
-from callcenter.store.interactions import CallbackRow, InteractionRow, Leg
+from callcenter.store.interactions import (
+    AgentStateRow,
+    CallbackRow,
+    DecisionRow,
+    InteractionRow,
+    Leg,
+)
 from callcenter.tasks import cancel_and_wait
 
 log = structlog.get_logger("callcenter.callpath")
@@ -65,6 +73,7 @@ class Phase(StrEnum):
 
 _FINISHED = frozenset({Phase.COMPLETED, Phase.ABANDONED, Phase.CALLBACK, Phase.FAILED})
 TRANSFER_CONTEXT = "callcenter-transfer"
+RESTART = "restart"
 
 
 @dataclass
@@ -149,6 +158,8 @@ class CallPath:
         self.history: deque[CallRecord] = deque(maxlen=1000)
         self.on_finished = on_finished
         self.on_callback: Callable[[CallbackRow], None] | None = None
+        self.on_records: Callable[[DecisionRow | AgentStateRow], None] | None = None
+        self._held_for_restart: set[str] = set()
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -298,6 +309,82 @@ class CallPath:
                 continue
             log.info("callback.restored", interaction=record.interaction_id)
             self._enqueue_callback(record)
+
+    def restore_agents(self, states: Sequence[AgentStateRow]) -> None:
+        """Agents as they were before a restart. Those who were on a call are
+        held paused ("restart") until :meth:`adopt_calls` finds their call."""
+        now = self.clock.now()
+        for row in states:
+            if row.state == "logged_out" or row.agent_id not in self.site.agents:
+                continue
+            self.agent_login(row.agent_id)
+            if row.state == "paused":
+                self._apply(self.acd.agent_pause(now, row.agent_id, row.reason or "restart"))
+            elif row.state in ("reserved", "on_call", "wrap_up"):
+                self._apply(self.acd.agent_pause(now, row.agent_id, RESTART))
+                self._held_for_restart.add(row.agent_id)
+            log.info("agent.restored", agent=row.agent_id, state=row.state)
+
+    async def adopt_calls(self, tracker: ChannelTracker) -> int:
+        """Take over the agent legs a previous daemon left on Asterisk.
+
+        Answered and bridged: tracked to completion (the agent is on call).
+        Not answered: hung up, since their caller is back in the queue and
+        must not be connected twice. Then agents held for a restart and
+        without a call are made ready."""
+        adopted = 0
+        now = self.clock.now()
+        for channel in tracker.channels():
+            if not channel.uniqueid.startswith("cc-") or channel.uniqueid in self._by_leg:
+                continue
+            endpoint = channel.name.split("/", 1)[-1].rsplit("-", 1)[0]
+            found = self.site.agent_by_endpoint(endpoint)
+            peer = tracker.peer_of(channel.uniqueid)
+            if found is None:
+                continue
+            if peer is None or channel.state is not ChannelState.UP:
+                log.warning("call.stale_leg_hung_up", leg=channel.uniqueid)
+                self._spawn_action(self._hangup_quietly(channel.uniqueid))
+                continue
+            agent_id, setup = found
+            interaction = await self.telephony.variable(channel.uniqueid, "CC_INTERACTION")
+            queue = await self.telephony.variable(channel.uniqueid, "CC_QUEUE")
+            if not interaction or queue not in self.site.queues:
+                continue
+            record = CallRecord(
+                interaction_id=interaction,
+                node=self.node,
+                caller_uniqueid=peer.uniqueid,
+                caller_channel=peer.name,
+                caller_number=peer.caller_id_num,
+                dnis="",
+                queue=queue,
+                language=self.site.queues[queue].language,
+                priority=0,
+                arrived_at=now,
+                arrived_wall=self.clock.wall(),
+                phase=Phase.CONNECTED,
+                agent_id=agent_id,
+                agent_leg=channel.uniqueid,
+                answered_at=now,
+                _path=self,
+            )
+            self.calls[interaction] = record
+            self._by_caller[peer.uniqueid] = interaction
+            self._by_leg[channel.uniqueid] = interaction
+            self.agent_endpoints.setdefault(agent_id, setup.endpoint)
+            profile = AgentProfile(
+                agent_id, dict(setup.skills), frozenset(setup.languages), setup.team
+            )
+            request = InteractionRequest(interaction, queue, dict(self.site.queues[queue].skills))
+            self._apply(self.acd.adopt(now, request, profile))
+            log.info("call.adopted", interaction=interaction, agent=agent_id)
+            adopted += 1
+        held, self._held_for_restart = self._held_for_restart, set()
+        for agent_id in sorted(held):
+            if self.acd.agent_state(agent_id) == "paused":
+                self._apply(self.acd.agent_ready(now, agent_id))
+        return adopted
 
     def _enqueue_callback(self, record: CallRecord) -> None:
         record.phase = Phase.WAITING
@@ -729,7 +816,21 @@ class CallPath:
         self._schedule(decisions)
         self._wake.set()
 
+    def _drain_records(self) -> None:
+        audit, states = self.acd.take_records()
+        if self.on_records is None or not (audit or states):
+            return
+        offset = self.clock.wall() - self.clock.now()
+        rows: list[DecisionRow | AgentStateRow] = [
+            DecisionRow(e.at + offset, e.kind, e.interaction_id, e.agent_id, e.reason)
+            for e in audit
+        ]
+        rows += [AgentStateRow(s.agent_id, s.state, s.reason, s.since + offset) for s in states]
+        for row in rows:
+            self.on_records(row)
+
     def _schedule(self, decisions: Sequence[OfferDecision]) -> None:
+        self._drain_records()
         for offer in decisions:
             record = self.calls.get(offer.interaction_id)
             endpoint = self.agent_endpoints.get(offer.agent_id)

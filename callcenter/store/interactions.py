@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -98,7 +99,44 @@ class CallbackRow:
     agent_id: str | None = None
 
 
-Row = InteractionRow | CallbackRow
+@dataclass(frozen=True, slots=True)
+class DecisionRow:
+    """One ACD decision with its reason (audit); ``at`` is epoch seconds."""
+
+    at: float
+    kind: str
+    interaction_id: str | None
+    agent_id: str | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStateRow:
+    """An agent entered ``state`` at ``since`` (epoch seconds)."""
+
+    agent_id: str
+    state: str
+    reason: str | None
+    since: float
+
+
+Row = InteractionRow | CallbackRow | DecisionRow | AgentStateRow
+
+
+async def current_agent_states(pool: asyncpg.Pool) -> list[AgentStateRow]:
+    """Each agent's open state (the last one, not yet ended)."""
+    rows = await pool.fetch(
+        "SELECT agent_id, state, reason, extract(epoch FROM since) AS since"
+        " FROM agent_states WHERE until IS NULL ORDER BY agent_id"
+    )
+    return [AgentStateRow(r["agent_id"], r["state"], r["reason"], float(r["since"])) for r in rows]
+
+
+def _uuid_or_none(value: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if value else None
+    except ValueError:
+        return None
 
 
 async def pending_callbacks(pool: asyncpg.Pool, node: str) -> list[CallbackRow]:
@@ -199,6 +237,33 @@ class InteractionWriter:
                 self._drained.set()
 
     async def _write(self, row: Row) -> None:
+        if isinstance(row, DecisionRow):
+            await self._pool.execute(
+                "INSERT INTO acd_decisions (at, interaction_id, agent_id, kind, reason)"
+                " VALUES ($1, $2, $3, $4, $5)",
+                _ts(row.at),
+                _uuid_or_none(row.interaction_id),
+                row.agent_id,
+                row.kind,
+                row.reason,
+            )
+            return
+        if isinstance(row, AgentStateRow):
+            async with self._pool.acquire() as connection, connection.transaction():
+                await connection.execute(
+                    "UPDATE agent_states SET until = $2 WHERE agent_id = $1 AND until IS NULL",
+                    row.agent_id,
+                    _ts(row.since),
+                )
+                await connection.execute(
+                    "INSERT INTO agent_states (agent_id, state, reason, since)"
+                    " VALUES ($1, $2, $3, $4)",
+                    row.agent_id,
+                    row.state,
+                    row.reason,
+                    _ts(row.since),
+                )
+            return
         if isinstance(row, CallbackRow):
             await self._pool.execute(
                 _CALLBACK,

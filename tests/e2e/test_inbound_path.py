@@ -573,3 +573,47 @@ async def test_waiting_callers_survive_a_daemon_restart_in_their_place(
             result = await callers.wait(timeout=40)
         assert result.ok, result.errors or result.stderr
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
+
+
+async def test_connected_call_and_agent_states_survive_a_daemon_restart(
+    asterisk: AsteriskInstance, tmp_path: Path, database_url: str
+) -> None:
+    url = await fresh_database(database_url)
+    async with (
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=200, talk_ms=6000),
+        sipp_caller(asterisk.ports.sip, "3901") as caller,
+    ):
+        async with daemon(asterisk, tmp_path, url) as first:
+            first.callpath.agent_login("a02")
+            first.callpath.agent_pause("a02", "lunch")
+            first.callpath.agent_login("a01")
+            await until(
+                lambda: any(r.phase is Phase.CONNECTED for r in first.callpath.calls.values()),
+                what="connected",
+            )
+            [before] = list(first.callpath.calls.values())
+        # A new daemon while the call goes on: it finds the call and the agents.
+        async with daemon(asterisk, tmp_path, url) as second:
+            await until(lambda: second.callpath.calls, what="call adopted")
+            [adopted] = list(second.callpath.calls.values())
+            assert adopted.interaction_id == before.interaction_id
+            assert adopted.agent_id == "a01"
+            assert adopted.caller_uniqueid == before.caller_uniqueid
+            assert second.acd.agent_state("a01") == "on_call"
+            assert second.acd.agent_state("a02") == "paused"
+            assert second.acd.agents["a02"].pause_reason == "lunch"
+            await until(lambda: second.callpath.history, timeout=20, what="completed")
+            assert second.callpath.history[0].phase is Phase.COMPLETED
+            assert (await caller.wait(timeout=30)).ok
+            assert second.writer is not None
+            await second.writer.flush()
+            assert second.pool is not None
+            kinds = {r["kind"] for r in await second.pool.fetch("SELECT kind FROM acd_decisions")}
+            open_states = await second.pool.fetch(
+                "SELECT agent_id, state FROM agent_states WHERE until IS NULL ORDER BY agent_id"
+            )
+    assert {"offer", "answered", "adopted", "ended"} <= kinds
+    states = {r["agent_id"]: r["state"] for r in open_states}
+    assert states["a02"] == "paused"
+    assert states["a01"] in ("wrap_up", "ready")  # wrap-up lasts 1 s
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")

@@ -303,3 +303,18 @@ def test_scheduled_callback_waits_for_its_time_and_keeps_its_place() -> None:
     [due] = acd.tick(50)
     assert due.interaction_id == "cb1"
     assert acd.interactions["cb1"].enqueued_at == 1
+
+
+def test_take_records_gives_decisions_and_final_agent_states_once() -> None:
+    acd = engine()
+    acd.agent_login(0, agent("a1", support=5))
+    acd.agent_pause(1, "a1", "lunch")
+    acd.agent_ready(2, "a1")
+    acd.interaction_arrived(3, call("c1"))
+    audit, states = acd.take_records()
+    assert [e.kind for e in audit] == ["offer"]
+    assert [(s.agent_id, s.state, s.since) for s in states] == [("a1", "reserved", 3)]
+    assert acd.take_records() == ([], [])
+    acd.offer_failed(4, "c1", "a1", "no answer")
+    _audit, [paused] = acd.take_records()
+    assert (paused.state, paused.reason) == ("paused", "no answer")
