@@ -17,6 +17,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from pydub import AudioSegment
 
 from callcenter.callpath.service import CallRecord, Phase
 from callcenter.config import Settings
@@ -69,10 +70,13 @@ supervisors:
 
 @contextlib.asynccontextmanager
 async def daemon(
-    asterisk: AsteriskInstance, tmp_path: Path, database_url: str | None = None
+    asterisk: AsteriskInstance,
+    tmp_path: Path,
+    database_url: str | None = None,
+    site_text: str = SITE,
 ) -> AsyncIterator[Daemon]:
     site = tmp_path / "site.yaml"
-    site.write_text(SITE)
+    site.write_text(site_text)
     settings = Settings.model_validate(
         {
             "ami": {
@@ -616,4 +620,62 @@ async def test_connected_call_and_agent_states_survive_a_daemon_restart(
     states = {r["agent_id"]: r["state"] for r in open_states}
     assert states["a02"] == "paused"
     assert states["a01"] in ("wrap_up", "ready")  # wrap-up lasts 1 s
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")
+
+
+MIXED_SITE = """
+queues:
+  ventes: {skills: {ventes: 1}, wrapup: 0.5, first_announce_after: 60}
+  support: {skills: {support: 1}, wrapup: 0.5, first_announce_after: 60}
+  anglais: {skills: {support: 1, english: 1}, language: en, wrapup: 0.5, first_announce_after: 60}
+routes:
+  '3900': {queue: ventes}
+  '3901': {queue: support}
+  '4400': {queue: anglais}
+agents:
+  v1: {name: Vente 1, endpoint: agent11, skills: {ventes: 7}}
+  v2: {name: Vente 2, endpoint: agent12, skills: {ventes: 4}}
+  s1: {name: Support 1, endpoint: agent13, skills: {support: 8}}
+  s2: {name: Support 2, endpoint: agent14, skills: {support: 5, ventes: 2}}
+  e1: {name: English 1, endpoint: agent15, skills: {support: 6, english: 9}, languages: [en, fr]}
+"""
+
+
+async def test_twenty_callers_five_agents_each_call_reaches_a_skilled_agent(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    async with (
+        daemon(asterisk, tmp_path, site_text=MIXED_SITE) as d,
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=200, talk_ms=1500),
+    ):
+        for agent in ("v1", "v2", "s1", "s2", "e1"):
+            d.callpath.agent_login(agent)
+        async with (
+            sipp_caller(asterisk.ports.sip, "3900", calls=8, rate=4) as sales,
+            sipp_caller(asterisk.ports.sip, "3901", calls=8, rate=4) as support,
+            sipp_caller(asterisk.ports.sip, "4400", calls=4, rate=2) as english,
+        ):
+            await until(lambda: len(d.callpath.history) == 20, timeout=90, what="20 calls served")
+            for sipp in (sales, support, english):
+                result = await sipp.wait(timeout=60)
+                assert result.ok, result.errors or result.stderr
+        records = list(d.callpath.history)
+        assert all(r.phase is Phase.COMPLETED for r in records)
+        assert len({r.caller_uniqueid for r in records}) == 20  # none twice
+        site = d.site
+        for r in records:
+            assert r.agent_id is not None
+            skills = site.agents[r.agent_id].skills
+            needed = site.queues[r.queue].skills
+            assert all(skills.get(k, 0) >= v for k, v in needed.items()), (r.queue, r.agent_id)
+            assert r.language in site.agents[r.agent_id].languages
+        await until(
+            lambda: d.recordings is not None and len(d.recordings.done) == 20,
+            timeout=60,
+            what="20 recordings processed",
+        )
+    for r in records:
+        audio = AudioSegment.from_wav(asterisk.sandbox.recordings / f"{r.interaction_id}.wav")
+        assert 0.8 < audio.duration_seconds < 3.0, (r.interaction_id, audio.duration_seconds)
+        assert audio.rms > 0  # real audio from the agent's phone, not silence
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
