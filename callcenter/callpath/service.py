@@ -175,7 +175,10 @@ class CallPath:
         self, session: AgiSession, dnis: str, resume: Resume | None = None
     ) -> tuple[CallRecord, WaitSettings]:
         request = session.request
-        if resume is not None and (known := self.calls.get(resume.interaction_id)) is not None:
+        known = self.calls.get(resume.interaction_id) if resume is not None else None
+        if known is not None and not known.waiting:
+            resume = None  # that interaction went on without this session: a new one
+        elif known is not None:
             # Same daemon, the FastAGI link dropped: the caller's place is intact.
             log.info("call.reattached", interaction=known.interaction_id)
             return known, self._wait_settings(known)
@@ -191,6 +194,8 @@ class CallPath:
         queue = self.site.queues[queue_name]
         language = previous.language if previous is not None else route.language or queue.language
         now, wall = self.clock.now(), self.clock.wall()
+        if resume is not None and self.recent(resume.interaction_id) is not None:
+            resume = None  # already finished here: never reuse an id
         if resume is not None:
             # A new daemon: the caller keeps the id and enqueue time they had.
             interaction_id, arrived_wall = resume.interaction_id, resume.enqueued_wall

@@ -109,6 +109,8 @@ async def wait_in_queue(session: AgiSession, lobby: Lobby, clock: Clock) -> None
 
 async def _resume_of(session: AgiSession) -> Resume | None:
     """Where this caller was, when the dialplan brings them back to us."""
+    if session.request.query.get("from"):
+        return None  # a transfer starts a new interaction (its origin is "from")
     interaction = await session.get_variable("CC_INTERACTION")
     enqueued = await session.get_variable("CC_ENQUEUED")
     if not interaction or not enqueued:

@@ -18,9 +18,12 @@ pytestmark = pytest.mark.asterisk
 
 def test_boot_is_clean(asterisk: AsteriskInstance) -> None:
     console = asterisk.sandbox.console_log.read_text(errors="replace")
-    problems = [line for line in console.splitlines() if re.search(r"\b(WARNING|ERROR)\[", line)]
-    assert problems == []
     assert "Asterisk Ready" in console
+    # The boot only: the instance is shared by the session, and later tests
+    # make FastAGI unreachable on purpose (daemon restarts).
+    boot = console[: console.index("Asterisk Ready")]
+    problems = [line for line in boot.splitlines() if re.search(r"\b(WARNING|ERROR)\[", line)]
+    assert problems == []
 
 
 def test_phones_are_built_for_recording_and_coaching(asterisk: AsteriskInstance) -> None:
