@@ -96,6 +96,8 @@ class CallRecord:
     agent_id: str | None = None
     agent_leg: str | None = None
     offers: int = 0
+    legs: list[tuple[str, str]] = field(default_factory=list)
+    """Every agent leg we rang for this interaction: (agent id, leg uniqueid)."""
     answered_at: float | None = None
     ended_at: float | None = None
     abandoned_where: str | None = None
@@ -847,6 +849,7 @@ class CallPath:
             record.offers += 1
             leg = self.telephony.new_channel_id()
             record.agent_leg = leg
+            record.legs.append((offer.agent_id, leg))
             self._by_leg[leg] = record.interaction_id
             log.info(
                 "call.offer",

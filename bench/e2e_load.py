@@ -1,0 +1,262 @@
+"""End-to-end load: sipp callers into sipp agents through the real Asterisk.
+
+Starts its own Asterisk sandbox, then for each mode:
+  ours      our daemon (FastAGI queue + ACD + agent-first Originate);
+  appqueue  Asterisk's app_queue (asterisk/queues.conf appqueue-compare,
+            strategy leastrecent, same agents as dynamic members).
+Callers arrive at --cps for --seconds; agents answer after 0.5 s and talk for
+--talk seconds; no wrap-up in either mode. Measured from AMI events as this
+process receives them:
+  enqueue->ring     caller enters the queue (ours: the FastAGI session;
+                    app_queue: QueueCallerJoin) -> the agent's channel exists
+  agent-free->ring  an agent's call ends while callers wait -> their next ring
+plus calls lost (entered, never rang an agent), channels left over, and this
+process's CPU (it runs the daemon in "ours" mode).
+
+    .venv/bin/python bench/e2e_load.py [--cps 4] [--seconds 30] [--agents 16] [--talk 3.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import resource
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+from pydantic import SecretStr
+
+from callcenter.adapters.ami import AmiClient, StreamItem
+from callcenter.config import AmiConfig, Settings
+from callcenter.daemon import Daemon
+from callcenter.protocol.ami_events import DialBegin, Hangup, Newchannel, QueueCallerJoin
+from callcenter.sandbox.asterisk import AsteriskPorts, AsteriskSandbox
+from callcenter.sandbox.postgres import free_port
+from callcenter.testing.sipp import free_udp_port, sipp_agents, sipp_caller
+
+
+@dataclass
+class Timeline:
+    """What one mode's run looked like, from AMI."""
+
+    entered: dict[str, float] = field(default_factory=dict)  # caller uniqueid -> t
+    rang: dict[str, float] = field(default_factory=dict)  # caller uniqueid -> first ring t
+    agent_rings: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    agent_ends: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    leg_seen: dict[str, float] = field(default_factory=dict)  # agent leg -> t
+
+
+def endpoint_of(channel: str) -> str:
+    return channel.split("/", 1)[-1].rsplit("-", 1)[0]
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def free_to_ring(timeline: Timeline) -> list[float]:
+    """For every agent call that ended while a caller waited, the time to the
+    agent's next ring."""
+    waits = [(timeline.entered[c], timeline.rang.get(c, float("inf"))) for c in timeline.entered]
+    out = []
+    for agent, ends in timeline.agent_ends.items():
+        rings = sorted(timeline.agent_rings[agent])
+        for end in ends:
+            if not any(start < end < rang for start, rang in waits):
+                continue
+            following = [r for r in rings if r >= end]
+            if following:
+                out.append(following[0] - end)
+    return out
+
+
+@contextlib.asynccontextmanager
+async def sandbox() -> AsyncIterator[tuple[AsteriskSandbox, AsteriskPorts, int, str]]:
+    phones = free_udp_port()
+    ports = AsteriskPorts(
+        sip=free_udp_port(),
+        ami=free_port(),
+        rtp_start=24000,
+        rtp_end=24999,
+        agi=free_port(),
+        trunk=free_udp_port(),
+        phones_contact=f"127.0.0.1:{phones}",
+    )
+    box = AsteriskSandbox(f"bench-{os.getpid()}", ports=ports, recordings=Path(tempfile.mkdtemp()))
+    creds = box.start()
+    try:
+        yield box, ports, phones, creds.secret
+    finally:
+        box.stop()
+
+
+def site_file(agents: int) -> Path:
+    lines = [
+        "queues:",
+        "  load: {skills: {support: 1}, wrapup: 0, first_announce_after: 3600,"
+        " ring_timeout: 15, record: false, callback: false}",
+        "routes:",
+        "  default: {queue: load}",
+        "agents:",
+    ]
+    lines += [
+        f"  a{i}: {{name: Agent {i}, endpoint: agent{i}, skills: {{support: 5}}}}"
+        for i in range(1, agents + 1)
+    ]
+    path = Path(tempfile.mkdtemp()) / "site.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
+    async with sandbox() as (box, ports, phones, secret):
+        timeline = Timeline()
+        clock = time.monotonic
+        daemon: Daemon | None = None
+        client = AmiClient(AmiConfig(port=ports.ami), SecretStr(secret))
+
+        def listen(item: StreamItem) -> None:
+            now = clock()
+            if isinstance(item, Newchannel):
+                name = item.snapshot.channel
+                if name.startswith("PJSIP/agent"):
+                    timeline.agent_rings[endpoint_of(name)].append(now)
+                    timeline.leg_seen[item.uniqueid] = now
+            elif isinstance(item, QueueCallerJoin):
+                timeline.entered[item.uniqueid] = now
+            elif isinstance(item, DialBegin) and item.caller is not None and mode == "appqueue":
+                caller = item.caller.uniqueid
+                if caller not in timeline.rang:
+                    timeline.rang[caller] = now
+            elif (
+                isinstance(item, Hangup)
+                and item.snapshot.channel.startswith("PJSIP/agent")
+                and item.snapshot.state_desc == "Up"
+            ):
+                timeline.agent_ends[endpoint_of(item.snapshot.channel)].append(now)
+
+        client.subscribe(listen)
+        await client.start()
+        await client.wait_connected(10)
+        exten = "5999"
+        if mode == "ours":
+            settings = Settings.model_validate(
+                {
+                    "ami": {"port": ports.ami, "secret": secret},
+                    "agi": {"port": ports.agi},
+                    "http": {"port": 0},
+                    "site": {"file": str(site_file(args.agents))},
+                }
+            )
+            daemon = Daemon(settings)
+            await daemon.start()
+            await daemon.ami.wait_connected(10)
+            for i in range(1, args.agents + 1):
+                daemon.callpath.agent_login(f"a{i}")
+            exten = "3901"
+        else:
+            for i in range(1, args.agents + 1):
+                await client.send(
+                    "QueueAdd", {"Queue": "appqueue-compare", "Interface": f"PJSIP/agent{i}"}
+                )
+        total = int(args.cps * args.seconds)
+        usage_before = resource.getrusage(resource.RUSAGE_SELF)
+        started = clock()
+        async with (
+            sipp_agents(ports.sip, port=phones, answer_ms=500, talk_ms=int(args.talk * 1000)),
+            sipp_caller(
+                ports.sip,
+                exten,
+                calls=total,
+                rate=args.cps,
+                concurrent=400,
+                wait_bye_ms=int((args.seconds + 120) * 1000),
+            ) as callers,
+        ):
+            shown = 0
+            while callers.process is not None and callers.process.returncode is None:
+                await asyncio.sleep(1)
+                rung = sum(len(r) for r in timeline.agent_rings.values())
+                if rung // 25 != shown // 25:
+                    print(f"  {mode}: {rung}/{total} agent rings", flush=True)
+                shown = rung
+                if clock() - started > args.seconds + 180:
+                    break
+            await callers.wait(timeout=30)
+        elapsed = clock() - started
+        usage_after = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (
+            usage_after.ru_utime
+            + usage_after.ru_stime
+            - usage_before.ru_utime
+            - usage_before.ru_stime
+        ) / elapsed
+        await asyncio.sleep(2)
+        stuck = int(box.cli("core show channels count").split()[0] or 0)
+        if daemon is not None:
+            # Ours: entry and first ring of every caller, from the call path's
+            # own records (the same monotonic clock as this listener).
+            for record in [*daemon.callpath.history, *daemon.callpath.calls.values()]:
+                timeline.entered[record.caller_uniqueid] = record.arrived_at
+                if record.legs and record.legs[0][1] in timeline.leg_seen:
+                    timeline.rang[record.caller_uniqueid] = timeline.leg_seen[record.legs[0][1]]
+            await daemon.stop()
+        await client.stop()
+    enqueue = [timeline.rang[c] - t for c, t in timeline.entered.items() if c in timeline.rang]
+    freed = free_to_ring(timeline)
+    lost = sum(1 for c in timeline.entered if c not in timeline.rang)
+    figures = {
+        "enqueue_to_ring_p50_ms": percentile(enqueue, 0.5) * 1000,
+        "enqueue_to_ring_p99_ms": percentile(enqueue, 0.99) * 1000,
+        "free_to_ring_p50_ms": percentile(freed, 0.5) * 1000,
+        "free_to_ring_p99_ms": percentile(freed, 0.99) * 1000,
+        "free_to_ring_samples": float(len(freed)),
+        "calls": float(len(timeline.entered)),
+        "lost": float(lost),
+        "stuck": float(stuck),
+        "cps": total / args.seconds,
+        "cpu_percent": cpu * 100,
+        "mean_enqueue_ms": (statistics.mean(enqueue) * 1000) if enqueue else float("nan"),
+    }
+    print(f"== {mode}")
+    for key, value in figures.items():
+        print(f"  {key:24} {value:10.1f}")
+    return figures
+
+
+async def main(args: argparse.Namespace) -> None:
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
+    ours = await run_mode("ours", args)
+    theirs = await run_mode("appqueue", args) if args.compare else None
+    extra = ""
+    if theirs is not None:
+        extra = (
+            f" appqueue_free_to_ring_p99_ms={theirs['free_to_ring_p99_ms']:.1f}"
+            f" appqueue_enqueue_to_ring_p50_ms={theirs['enqueue_to_ring_p50_ms']:.1f}"
+        )
+    print(
+        f"RESULT e2e_free_to_ring_p99_ms={ours['free_to_ring_p99_ms']:.1f}"
+        f" enqueue_to_ring_p50_ms={ours['enqueue_to_ring_p50_ms']:.1f}"
+        f" lost={ours['lost']:.0f} stuck={ours['stuck']:.0f} cps={ours['cps']:.1f}" + extra
+    )
+
+
+if __name__ == "__main__":
+    cli = argparse.ArgumentParser(description=__doc__)
+    cli.add_argument("--cps", type=float, default=4.0)
+    cli.add_argument("--seconds", type=float, default=30.0)
+    cli.add_argument("--agents", type=int, default=16)
+    cli.add_argument("--talk", type=float, default=3.5)
+    cli.add_argument("--no-compare", dest="compare", action="store_false")
+    asyncio.run(main(cli.parse_args()))
