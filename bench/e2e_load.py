@@ -98,7 +98,7 @@ async def sandbox() -> AsyncIterator[tuple[AsteriskSandbox, AsteriskPorts, int, 
     try:
         yield box, ports, phones, creds.secret
     finally:
-        box.stop()
+        box.destroy()
 
 
 def site_file(agents: int) -> Path:

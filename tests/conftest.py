@@ -82,7 +82,7 @@ def asterisk() -> Iterator[AsteriskInstance]:
     try:
         yield AsteriskInstance(sandbox, creds, ports, phones_port)
     finally:
-        sandbox.stop()
+        sandbox.destroy()
 
 
 @pytest.fixture(scope="session")

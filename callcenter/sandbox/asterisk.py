@@ -186,6 +186,16 @@ class AsteriskSandbox:
         self.pid_file.unlink(missing_ok=True)
         self._unmount()
 
+    def destroy(self) -> None:
+        """Stop and remove this instance's files (throw-away test instances)."""
+        self.stop()
+        base = self._host("")
+        for path in sorted(base.rglob("*"), reverse=True):
+            # Never follow into a bind mount: _unmount() has run, but be sure.
+            if _is_mount_point(path):
+                raise SandboxError(f"{path} is still mounted; not removing {base}")
+        shutil.rmtree(base, ignore_errors=True)
+
     def pid(self) -> int | None:
         try:
             return int(self.pid_file.read_text())

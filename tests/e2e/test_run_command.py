@@ -11,6 +11,7 @@ import urllib.request
 
 import pytest
 
+from callcenter.sandbox.asterisk import AsteriskSandbox
 from callcenter.sandbox.postgres import free_port
 from callcenter.testing.sipp import free_udp_port
 
@@ -28,8 +29,9 @@ def test_run_with_sandbox_serves_health_and_stops_cleanly(database_url: str) -> 
         "CALLCENTER_LOG__FORMAT": "json",
         "CALLCENTER_RUN_SECONDS": "6",
     }
+    name = f"runsmoke-{os.getpid()}"
     command = [sys.executable, "-m", "callcenter", "run", "--sandbox"]
-    command += ["--sandbox-name", f"runsmoke-{os.getpid()}", "--sip-port", str(free_udp_port())]
+    command += ["--sandbox-name", name, "--sip-port", str(free_udp_port())]
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -45,6 +47,7 @@ def test_run_with_sandbox_serves_health_and_stops_cleanly(database_url: str) -> 
             pass
         time.sleep(0.3)
     stdout, stderr = process.communicate(timeout=60)
+    AsteriskSandbox(name).destroy()
     assert process.returncode == 0, stderr[-3000:]
     assert health.get("ok") is True, (health, stderr[-3000:])
     assert health.get("node") == "node1"
