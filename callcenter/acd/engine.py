@@ -482,6 +482,8 @@ def _eligible(
 ) -> bool:
     if call.request.not_before is not None and at < call.request.not_before:
         return False
+    if call.request.agent_id is not None and call.request.agent_id != agent.agent_id:
+        return False
     if call.request.language not in agent.profile.languages:
         return False
     return all(agent.level(skill) >= level for skill, level in required.items())

@@ -31,6 +31,8 @@ class InteractionRequest:
     """Original enqueue time for a callback that keeps its place."""
     not_before: float | None = None
     """Not offered before this time (a scheduled callback, a retry delay)."""
+    agent_id: str | None = None
+    """Only this agent may take it (a transfer to a named agent)."""
     kind: str = "call"
     """"call" (a caller on the line) or "callback" (we call the customer)."""
 

@@ -5,7 +5,8 @@
     POST /api/agents/{agent}/pause      {"reason": "lunch"}
     POST /api/agents/{agent}/wrapup/end
     POST /api/agents/{agent}/logout
-    POST /api/agents/{agent}/transfer   {"queue": "ventes"} or {"number": "0612345678"}
+    POST /api/agents/{agent}/transfer   {"queue": "ventes"}, {"agent": "a05"}
+                                        or {"number": "0612345678"}
     POST /api/agents/{agent}/consult    {"number": "0612345678"}  (attended transfer)
     POST /api/agents/{agent}/consult/complete | /consult/cancel
     POST /api/agents/{agent}/conference {"number": "0612345678"} or {"agent": "a05"}
@@ -97,16 +98,21 @@ def agent_routes(callpath: CallPath, engine: Engine) -> list[web.RouteDef]:
         data = await body(request)
         queue = text_field(data, "queue", required=False)
         number = text_field(data, "number", required=False)
+        to_agent = text_field(data, "agent", required=False)
         agent = request.match_info["agent"]
         if agent not in callpath.site.agents:
             raise _error(404, f"unknown agent {agent!r}")
         try:
-            interaction = await callpath.blind_transfer(agent, queue=queue, number=number)
+            interaction = await callpath.blind_transfer(
+                agent, queue=queue, number=number, to_agent=to_agent
+            )
         except RoutingError as exc:
             raise _error(409, str(exc)) from None
         except AsteriskError as exc:
             raise _error(502, f"Asterisk refused: {exc}") from None
-        return web.json_response({"interaction": interaction, "queue": queue, "number": number})
+        return web.json_response(
+            {"interaction": interaction, "queue": queue, "agent": to_agent, "number": number}
+        )
 
     async def consult(request: web.Request) -> web.Response:
         number = text_field(await body(request), "number", required=True) or ""

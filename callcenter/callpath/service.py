@@ -186,7 +186,11 @@ class CallPath:
             return known, self._wait_settings(known)
         transferred_from = request.query.get("from")
         previous = self.recent(transferred_from) if transferred_from else None
-        if (wanted := request.query.get("queue")) is not None:
+        target_agent = request.query.get("agent") if previous is not None else None
+        if target_agent is not None and previous is not None:
+            # A transfer to a named agent: the queue of the call it leaves.
+            queue_name, route = previous.queue, RouteSetup(queue=previous.queue)
+        elif (wanted := request.query.get("queue")) is not None:
             # A transfer to a queue (dialplans/callpath.conf, callcenter-transfer).
             if wanted not in self.site.queues:
                 raise RoutingError(f"transfer to unknown queue {wanted!r}")
@@ -241,6 +245,7 @@ class CallPath:
                 record.priority,
                 customer_id=record.caller_number or None,
                 enqueued_at=record.arrived_at,
+                agent_id=target_agent,
             ),
         )
         self._schedule(decisions)
@@ -663,32 +668,45 @@ class CallPath:
         return record
 
     async def blind_transfer(
-        self, agent_id: str, *, queue: str | None = None, number: str | None = None
+        self,
+        agent_id: str,
+        *,
+        queue: str | None = None,
+        number: str | None = None,
+        to_agent: str | None = None,
     ) -> str:
-        """Send the agent's caller to another queue (back through the ACD, with
-        the interaction's context) or to an external number. The agent's leg
-        ends, so the agent goes to wrap-up."""
+        """Send the agent's caller to another queue or to a named agent (both
+        back through the ACD, with the interaction's context: a named agent
+        is rung when free), or to an external number. The agent's leg ends,
+        so the agent goes to wrap-up."""
         record = self._live_call_of(agent_id)
         assert record.agent_leg is not None
         if record.kind != "call":
             raise RoutingError("only an inbound caller can be transferred")
-        if (queue is None) == (number is None):
-            raise RoutingError("transfer to exactly one of: a queue, a number")
+        if sum(x is not None for x in (queue, number, to_agent)) != 1:
+            raise RoutingError("transfer to exactly one of: a queue, an agent, a number")
         if queue is not None:
             if queue not in self.site.queues:
                 raise RoutingError(f"unknown queue {queue!r}")
             exten = f"q{queue}"
+        elif to_agent is not None:
+            if to_agent not in self.site.agents:
+                raise RoutingError(f"unknown agent {to_agent!r}")
+            if to_agent == agent_id:
+                raise RoutingError("an agent cannot transfer a call to themselves")
+            exten = f"a{to_agent}"
         else:
             assert number is not None
             if not number.isdigit() or not 2 <= len(number) <= 20:
                 raise RoutingError(f"not a phone number: {number!r}")
             exten = number
-        record.context["transfer"] = {"to_queue": queue, "to_number": number}
+        record.context["transfer"] = {"to_queue": queue, "to_agent": to_agent, "to_number": number}
         log.info(
             "call.transfer",
             interaction=record.interaction_id,
             agent=agent_id,
             queue=queue,
+            to_agent=to_agent,
             number=number,
         )
         await self.telephony.transfer_with_context(

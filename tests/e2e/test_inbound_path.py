@@ -22,7 +22,7 @@ from pydub import AudioSegment
 from callcenter.callpath.service import CallRecord, Phase
 from callcenter.config import Settings
 from callcenter.daemon import Daemon
-from callcenter.protocol.ami_events import ConfbridgeJoin
+from callcenter.protocol.ami_events import ChanSpyStart, ConfbridgeJoin
 from callcenter.testing.databases import fresh_database
 from callcenter.testing.instances import AsteriskInstance
 from callcenter.testing.sipp import sipp_agents, sipp_busy, sipp_caller
@@ -274,37 +274,36 @@ async def test_ami_outage_never_drops_a_waiting_caller(
         await proxy.stop()
 
 
+@pytest.mark.parametrize("mode", ["listen", "whisper", "barge"])
 async def test_supervisor_coaches_a_live_call_from_rest(
-    asterisk: AsteriskInstance, tmp_path: Path
+    asterisk: AsteriskInstance, tmp_path: Path, mode: str
 ) -> None:
+    spies: list[ChanSpyStart] = []
     async with (
         daemon(asterisk, tmp_path) as d,
         sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=200, talk_ms=5000),
     ):
+        d.ami.subscribe(lambda item: spies.append(item) if isinstance(item, ChanSpyStart) else None)
         d.callpath.agent_login("a01")
-        status, body = await rest(
-            d, "POST", "/api/supervisors/s1/coach", {"agent": "a01", "mode": "whisper"}
-        )
+        coach = {"agent": "a01", "mode": mode}
+        status, body = await rest(d, "POST", "/api/supervisors/s1/coach", coach)
         assert status == 409  # no call in progress
         async with sipp_caller(asterisk.ports.sip, "3901") as caller:
             await until(
                 lambda: any(r.phase is Phase.CONNECTED for r in d.callpath.calls.values()),
                 what="connected",
             )
-            status, body = await rest(
-                d, "POST", "/api/supervisors/s1/coach", {"agent": "a01", "mode": "whisper"}
-            )
+            [record] = list(d.callpath.calls.values())
+            status, body = await rest(d, "POST", "/api/supervisors/s1/coach", coach)
             assert status == 200, body
             assert isinstance(body, dict)
-            spy_leg = body["supervisor_leg"]
-            await until(
-                lambda: (c := d.tracker.channel(spy_leg)) is not None and c.state.name == "UP",
-                what="supervisor phone answered",
-            )
-            bad = await rest(
-                d, "POST", "/api/supervisors/s1/coach", {"agent": "a01", "mode": "shout"}
-            )
-            assert bad[0] == 400
+            await until(lambda: spies, what="ChanSpy started")
+            # The supervisor's phone spies on this agent's leg of this call.
+            assert spies[0].spyee.uniqueid == record.agent_leg
+            assert spies[0].spyer.uniqueid == body["supervisor_leg"]
+            assert spies[0].spyer.channel.startswith("PJSIP/supervisor1-")
+            bad = {"agent": "a01", "mode": "shout"}
+            assert (await rest(d, "POST", "/api/supervisors/s1/coach", bad))[0] == 400
             await caller.wait(timeout=40)
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
 
@@ -678,4 +677,41 @@ async def test_twenty_callers_five_agents_each_call_reaches_a_skilled_agent(
         audio = AudioSegment.from_wav(asterisk.sandbox.recordings / f"{r.interaction_id}.wav")
         assert 0.8 < audio.duration_seconds < 3.0, (r.interaction_id, audio.duration_seconds)
         assert audio.rms > 0  # real audio from the agent's phone, not silence
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")
+
+
+async def test_blind_transfer_to_a_named_agent_goes_to_that_agent_only(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    async with (
+        daemon(asterisk, tmp_path) as d,
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=300),
+    ):
+        d.callpath.agent_login("a01")
+        async with sipp_caller(asterisk.ports.sip, "3901", hangup_after_ms=8000) as caller:
+            await until(
+                lambda: any(r.phase is Phase.CONNECTED for r in d.callpath.calls.values()),
+                what="connected to a01",
+            )
+            # a02 is paused: the transferred caller waits for them, nobody else.
+            d.callpath.agent_login("a02")
+            d.callpath.agent_pause("a02", "break")
+            status, body = await rest(d, "POST", "/api/agents/a01/transfer", {"agent": "a02"})
+            assert status == 200, body
+            await until(
+                lambda: any(r.phase is Phase.WAITING for r in d.callpath.calls.values()),
+                what="waiting for a02",
+            )
+            await until(lambda: d.acd.agent_state("a01") == "ready", what="a01 free again")
+            [waiting] = [r for r in d.callpath.calls.values() if r.phase is Phase.WAITING]
+            assert waiting.agent_id is None  # a01 is ready but not offered this call
+            d.callpath.agent_ready("a02")
+            await until(
+                lambda: any(
+                    r.agent_id == "a02" and r.phase is Phase.CONNECTED
+                    for r in d.callpath.calls.values()
+                ),
+                what="connected to a02",
+            )
+            await caller.wait(timeout=30)
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")

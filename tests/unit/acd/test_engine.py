@@ -318,3 +318,14 @@ def test_take_records_gives_decisions_and_final_agent_states_once() -> None:
     acd.offer_failed(4, "c1", "a1", "no answer")
     _audit, [paused] = acd.take_records()
     assert (paused.state, paused.reason) == ("paused", "no answer")
+
+
+def test_a_call_for_a_named_agent_waits_for_that_agent() -> None:
+    acd = engine()
+    acd.agent_login(0, agent("a1", support=5))
+    acd.agent_login(0, agent("a2", support=5))
+    acd.agent_pause(0, "a2", "break")
+    named = InteractionRequest("c1", "support", {"support": 1}, agent_id="a2")
+    assert acd.interaction_arrived(1, named) == []  # a1 is ready, but not a2
+    [offer] = acd.agent_ready(5, "a2")
+    assert (offer.interaction_id, offer.agent_id) == ("c1", "a2")
