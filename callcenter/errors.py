@@ -15,6 +15,7 @@ the adapter boundary and re-raised as one of these, with the original chained
     │   ├── AMIDisconnected    the AMI link dropped; pending actions fail with this
     │   ├── AMITimeout         an AMI action got no answer in time
     │   ├── AGIHangup          the channel hung up during an AGI session
+    │   ├── AGICommandFailed   an AGI command failed on a live channel (missing sound)
     │   └── AGITimeout         Asterisk stopped answering an AGI session
     ├── StateError             a core was asked to do something its state forbids
     │   ├── IllegalTransition  a state machine got an event its table does not allow
@@ -70,6 +71,10 @@ class AMITimeout(AsteriskError):
 
 class AGIHangup(AsteriskError):
     """The channel hung up while an AGI command was pending."""
+
+
+class AGICommandFailed(AsteriskError):
+    """An AGI command failed although the channel is alive (e.g. a missing sound)."""
 
 
 class AGITimeout(AsteriskError):

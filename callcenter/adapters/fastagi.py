@@ -21,7 +21,13 @@ from dataclasses import dataclass
 
 import structlog
 
-from callcenter.errors import AGIHangup, AGIProtocolError, AGITimeout, CallCenterError
+from callcenter.errors import (
+    AGICommandFailed,
+    AGIHangup,
+    AGIProtocolError,
+    AGITimeout,
+    CallCenterError,
+)
 from callcenter.protocol.agi import (
     AgiParser,
     AgiReply,
@@ -143,9 +149,21 @@ class AgiSession:
         if reply.code != 200:
             raise AGIProtocolError(f"AGI {name} refused ({reply.code}): {reply.text}")
         if reply.result == "-1" and name in _HANGUP_ON_MINUS_ONE:
+            # -1 is also what a missing sound file gives. Ask: a channel that
+            # hung up (or was pulled into a bridge: Asterisk then sends HANGUP
+            # before answering anything else) is gone; a live one just failed.
+            if not self.hung_up and await self._channel_alive():
+                raise AGICommandFailed(f"AGI {name} failed on a live channel: {reply.text}")
             self._fail(AGIHangup(f"channel hung up during {name}"))
             raise self._closing_error()
         return reply
+
+    async def _channel_alive(self) -> bool:
+        try:
+            status = await self.command("CHANNEL STATUS")
+        except AGIHangup:
+            return False
+        return not self.hung_up and (status.number or 0) >= 0
 
     async def answer(self) -> None:
         await self.command("ANSWER")
@@ -156,16 +174,31 @@ class AgiSession:
             await self.command("HANGUP")
 
     async def stream_file(self, name: str, escape_digits: str = "") -> str:
-        """Play a sound; return the digit that interrupted it, or ``""``."""
-        reply = await self.command("STREAM FILE", name, escape_digits)
+        """Play a sound; return the digit that interrupted it, or ``""``.
+
+        A sound that cannot be played (missing file) is logged and skipped:
+        the caller hears nothing rather than losing the call."""
+        try:
+            reply = await self.command("STREAM FILE", name, escape_digits)
+        except AGICommandFailed as exc:
+            self.log.warning("agi.sound_failed", sound=name, error=str(exc))
+            return ""
         number = reply.number or 0
         return chr(number) if number > 0 else ""
 
     async def get_data(self, prompt: str, *, timeout_ms: int, max_digits: int) -> str:
-        """Play ``prompt`` and collect up to ``max_digits`` digits (``#`` ends early)."""
-        reply = await self.command(
-            "GET DATA", prompt, timeout_ms, max_digits, timeout=timeout_ms / 1000 * (max_digits + 1)
-        )
+        """Play ``prompt`` and collect up to ``max_digits`` digits (``#`` ends early).
+
+        If the prompt cannot be played (missing file) the digits are still
+        collected, after a moment of silence."""
+        wait = timeout_ms / 1000 * (max_digits + 1)
+        try:
+            reply = await self.command("GET DATA", prompt, timeout_ms, max_digits, timeout=wait)
+        except AGICommandFailed as exc:
+            self.log.warning("agi.sound_failed", sound=prompt, error=str(exc))
+            reply = await self.command(
+                "GET DATA", "silence/1", timeout_ms, max_digits, timeout=wait
+            )
         return reply.result
 
     async def wait_for_digit(self, timeout_ms: int) -> str:

@@ -297,3 +297,44 @@ async def test_garbage_replies_end_the_session_cleanly(garbage: bytes) -> None:
             await asyncio.sleep(0.01)
         assert srv.stats.active == 0
     assert len(outcome) == 1
+
+
+async def test_missing_sound_on_a_live_channel_is_skipped_not_a_hangup() -> None:
+    played: list[str] = []
+
+    async def flow(session: AgiSession) -> None:
+        played.append(await session.stream_file("ivr/missing/fr/hello", "1"))
+        played.append(await session.get_data("ivr/missing/fr/menu", timeout_ms=1000, max_digits=1))
+
+    async with server({"flow": flow}) as srv, call(srv, headers()) as ast:
+        assert await ast.command() == 'STREAM FILE "ivr/missing/fr/hello" "1"'
+        ast.send(b"200 result=-1 endpos=0\n")
+        assert await ast.command() == "CHANNEL STATUS"
+        ast.send(b"200 result=6\n")  # up: the file was missing, the caller is there
+        assert await ast.command() == 'GET DATA "ivr/missing/fr/menu" "1000" "1"'
+        ast.send(b"200 result=-1\n")
+        assert await ast.command() == "CHANNEL STATUS"
+        ast.send(b"200 result=6\n")
+        assert await ast.command() == 'GET DATA "silence/1" "1000" "1"'
+        ast.send(b"200 result=2\n")
+        assert await ast.closed()
+    assert played == ["", "2"]
+
+
+async def test_minus_one_then_dead_channel_is_a_hangup() -> None:
+    outcome: list[str] = []
+
+    async def flow(session: AgiSession) -> None:
+        try:
+            await session.stream_file("hello")
+        except AGIHangup:
+            outcome.append("hangup")
+            raise
+
+    async with server({"flow": flow}) as srv, call(srv, headers()) as ast:
+        await ast.command()
+        ast.send(b"200 result=-1 endpos=10\n")
+        assert await ast.command() == "CHANNEL STATUS"
+        ast.send(b"511 Command Not Permitted on a dead channel or intercepted channel\n")
+        assert await ast.closed()
+    assert outcome == ["hangup"]
