@@ -87,6 +87,13 @@ class RecordingConfig(BaseModel, extra="forbid"):
     keep_wav: bool = True
 
 
+class IvrConfig(BaseModel, extra="forbid"):
+    # IVR scripts (YAML) named by the site's routes and queues; the built-in
+    # CRM answers the scripts' lookups from a JSON fixture until the CRM lands.
+    scripts_dir: Path = Path("ivr_scripts")
+    crm_fixture: Path | None = Path("ivr_scripts/fixtures/crm.json")
+
+
 class LogConfig(BaseModel, extra="forbid"):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "console"] = "json"
@@ -106,6 +113,7 @@ class Settings(BaseSettings):
     database: DatabaseConfig = DatabaseConfig()
     site: SiteConfig = SiteConfig()
     recording: RecordingConfig = RecordingConfig()
+    ivr: IvrConfig = IvrConfig()
     log: LogConfig = LogConfig()
 
     @model_validator(mode="before")

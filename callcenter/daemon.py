@@ -7,6 +7,7 @@ and awaits them in reverse order of start.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -22,8 +23,22 @@ from callcenter.callpath.service import CallPath, CallRecord, Phase, row_of
 from callcenter.callpath.site import Site, load_site
 from callcenter.clock import Clock, SystemClock
 from callcenter.config import Settings
-from callcenter.flows.inbound import wait_in_queue
+from callcenter.flows.inbound import Qualification, resume_of, wait_in_queue
+from callcenter.flows.ivr import IvrServices, run_ivr, run_ivr_message
 from callcenter.flows.selftest import selftest
+from callcenter.ivr.loader import load_script
+from callcenter.ivr.messages import (
+    CallbackResult,
+    CallInfo,
+    IvrContext,
+    Lookup,
+    LookupResult,
+    OfferCallback,
+    Route,
+    Transfer,
+    Voicemail,
+)
+from callcenter.ivr.simulate import Fixture, fixture_lookup, load_fixture
 from callcenter.protocol.channels import Change, ChannelTracker
 from callcenter.store.db import create_pool, migrate
 from callcenter.store.interactions import (
@@ -46,6 +61,17 @@ class Daemon:
         )
         self.ami.subscribe(self._on_ami)
         self.site: Site = load_site(settings.site.file)
+        # Every script the site names is loaded (and validated) at start-up:
+        # a broken script never reaches a caller.
+        self.scripts = {
+            name: load_script(settings.ivr.scripts_dir / f"{name}.yaml")
+            for name in sorted(self.site.scripts())
+        }
+        self.crm = (
+            load_fixture(settings.ivr.crm_fixture)
+            if settings.ivr.crm_fixture is not None and settings.ivr.crm_fixture.exists()
+            else Fixture()
+        )
         self.acd = Engine(
             QueueRules(name, sl_threshold=q.sl_threshold, wrapup=q.wrapup)
             for name, q in self.site.queues.items()
@@ -57,7 +83,7 @@ class Daemon:
         self.agi = FastAgiServer(
             settings.agi.host,
             settings.agi.port,
-            {"selftest": selftest, "inbound": self._inbound, "after-agent": _after_agent},
+            {"selftest": selftest, "inbound": self._inbound, "after-agent": self._after_agent},
             idle_timeout=settings.agi.idle_timeout,
         )
         self.http = HttpServer(settings.http.host, settings.http.port, self.health)
@@ -181,7 +207,81 @@ class Daemon:
             self.writer.submit(row_of(record))
 
     async def _inbound(self, session: AgiSession) -> None:
-        await wait_in_queue(session, self.callpath, self.clock)
+        resume = await resume_of(session)
+        qualification = None
+        query = session.request.query
+        if resume is None and "from" not in query:
+            dnis = query.get("dnis") or session.request.extension
+            _queue, route = self.site.route_for(dnis)
+            if route.ivr is not None:
+                qualification = await self._qualify(session, route.ivr)
+                if qualification is None:
+                    return  # the IVR finished the call (transfer, message, hang-up)
+        await wait_in_queue(session, self.callpath, self.clock, qualification, resume)
+
+    async def _qualify(self, session: AgiSession, script_name: str) -> Qualification | None:
+        script = self.scripts[script_name]
+        await session.answer()
+        call = CallInfo(
+            ani=session.request.callerid,
+            now=datetime.now(UTC),
+            dnis=session.request.query.get("dnis", ""),
+        )
+        outcome = await run_ivr(session, script, call, self._ivr_services())
+        context = _ivr_context(outcome.context)
+        if isinstance(outcome, Route):
+            language_skill = script.language_skill.format(language=outcome.language)
+            skills = {k: v for k, v in outcome.skills.items() if k != language_skill}
+            return Qualification(
+                outcome.queue,
+                skills,
+                outcome.priority,
+                outcome.language,
+                outcome.context.customer_id,
+                context,
+            )
+        if isinstance(outcome, Transfer) and outcome.number and outcome.number.isdigit():
+            await session.exec_("Dial", f"PJSIP/{outcome.number}@trunk", "60")
+        elif isinstance(outcome, Voicemail):
+            await run_ivr_message(session, self._ivr_services(), outcome)
+        await session.hangup()
+        return None
+
+    def _ivr_services(self) -> IvrServices:
+        fixture = self.crm
+
+        async def lookup(request: Lookup) -> LookupResult:
+            return fixture_lookup(fixture, request)
+
+        async def offer_callback(request: OfferCallback) -> CallbackResult:
+            return CallbackResult(False, "callbacks from the IVR are not wired yet")
+
+        return IvrServices(lookup, offer_callback, self.settings.recording.asterisk_dir)
+
+    async def _after_agent(self, session: AgiSession) -> None:
+        """The agent hung up first: the queue's survey, if any, then hang up."""
+        interaction = await session.get_variable("CC_INTERACTION")
+        record = self.callpath.recent(interaction) if interaction else None
+        survey = self.site.queues[record.queue].survey if record is not None else None
+        if record is not None and survey is not None:
+            call = CallInfo(
+                ani=session.request.callerid,
+                now=datetime.now(UTC),
+                language=record.language,
+                variables={"survey_opt_out": False, "agent_id": record.agent_id or ""},
+            )
+            outcome = await run_ivr(session, self.scripts[survey], call, self._ivr_services())
+            variables = outcome.context.variables
+            answer = {
+                "score": variables.get("survey.score"),
+                "comment": variables.get("survey.comment"),
+                "agent": record.agent_id,
+            }
+            record.context["survey"] = answer
+            log.info("survey.answered", interaction=record.interaction_id, **answer)
+            if self.writer is not None:
+                self.writer.submit(row_of(record))
+        await session.hangup()
 
     async def _on_ami(self, item: StreamItem) -> None:
         changes: list[Change]
@@ -204,6 +304,18 @@ class Daemon:
             self.callpath.telephony_restored()
 
 
-async def _after_agent(session: AgiSession) -> None:
-    # The agent hung up first. The post-call survey (IVR issue) hooks in here.
-    await session.hangup()
+def _ivr_context(context: IvrContext) -> dict[str, object]:
+    """The IVR context as the agent's screen shows it (sensitive values masked)."""
+    return {
+        "script": context.script,
+        "path": list(context.path),
+        "intent": context.intent,
+        "customer_id": context.customer_id,
+        "vip": context.vip,
+        "language": context.language,
+        "variables": {k: v for k, v in context.variables.items() if _plain(v)},
+    }
+
+
+def _plain(value: object) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)

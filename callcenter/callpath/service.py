@@ -35,7 +35,7 @@ from callcenter.callpath.ports import AcdPort, AgentProfile, InteractionRequest,
 from callcenter.callpath.site import RouteSetup, Site
 from callcenter.clock import Clock
 from callcenter.errors import AsteriskError, RoutingError
-from callcenter.flows.inbound import Resume, WaitSettings
+from callcenter.flows.inbound import Qualification, Resume, WaitSettings
 from callcenter.protocol.ami_events import ChannelState
 from callcenter.protocol.channels import (
     Change,
@@ -174,7 +174,11 @@ class CallPath:
 
     # --------------------------------------------------------- inbound flow
     def arrive(
-        self, session: AgiSession, dnis: str, resume: Resume | None = None
+        self,
+        session: AgiSession,
+        dnis: str,
+        resume: Resume | None = None,
+        qualification: Qualification | None = None,
     ) -> tuple[CallRecord, WaitSettings]:
         request = session.request
         known = self.calls.get(resume.interaction_id) if resume is not None else None
@@ -197,6 +201,19 @@ class CallPath:
             queue_name, route = wanted, RouteSetup(queue=wanted)
         else:
             queue_name, route = self.site.route_for(dnis)
+        if qualification is not None:
+            if qualification.queue in self.site.queues:
+                queue_name = qualification.queue
+            else:
+                log.warning("call.ivr_unknown_queue", queue=qualification.queue, using=queue_name)
+            base = route.priority
+            if base is None:
+                base = self.site.queues[queue_name].priority
+            route = RouteSetup(
+                queue=queue_name,
+                priority=base + qualification.priority,
+                language=qualification.language,
+            )
         queue = self.site.queues[queue_name]
         language = previous.language if previous is not None else route.language or queue.language
         now, wall = self.clock.now(), self.clock.wall()
@@ -226,6 +243,8 @@ class CallPath:
         if previous is not None:
             # The context follows the call: what the caller said and gave.
             record.context = {**previous.context, "transferred_by": previous.agent_id}
+        if qualification is not None:
+            record.context["ivr"] = dict(qualification.context)
         self.calls[record.interaction_id] = record
         self._by_caller[record.caller_uniqueid] = record.interaction_id
         log.info(
@@ -240,10 +259,12 @@ class CallPath:
             InteractionRequest(
                 record.interaction_id,
                 queue_name,
-                dict(queue.skills),
+                {**queue.skills, **(qualification.skills if qualification else {})},
                 language,
                 record.priority,
-                customer_id=record.caller_number or None,
+                customer_id=(qualification.customer_id if qualification else None)
+                or record.caller_number
+                or None,
                 enqueued_at=record.arrived_at,
                 agent_id=target_agent,
             ),

@@ -39,6 +39,8 @@ class QueueSetup(BaseModel, extra="forbid"):
     callback_dial_timeout: float = Field(default=30.0, gt=0)
     record: bool = True
     separate_legs: bool = False
+    survey: str | None = None
+    """IVR script run after the agent hangs up (post-call CSAT)."""
 
 
 class AgentSetup(BaseModel, extra="forbid"):
@@ -60,6 +62,9 @@ class RouteSetup(BaseModel, extra="forbid"):
     queue: Name
     priority: int | None = None
     language: str | None = None
+    ivr: str | None = None
+    """IVR script (ivr_scripts/<name>.yaml) the caller meets first; its
+    outcome may choose another queue, skills, priority and language."""
 
 
 class Site(BaseModel, extra="forbid"):
@@ -84,6 +89,11 @@ class Site(BaseModel, extra="forbid"):
                     f"(known: {', '.join(sorted(self.queues))})"
                 )
         return self
+
+    def scripts(self) -> set[str]:
+        """Every IVR script the site names (routes and surveys)."""
+        named = {r.ivr for r in self.routes.values()} | {q.survey for q in self.queues.values()}
+        return {name for name in named if name}
 
     def route_for(self, dnis: str) -> tuple[str, RouteSetup]:
         """The queue for a dialled number; raises ConfigError when none fits."""

@@ -13,6 +13,7 @@ was connected or abandoned is decided by the call path from AMI, not here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -50,7 +51,11 @@ class Lobby(Protocol):
     """What the inbound flow needs from the call path."""
 
     def arrive(
-        self, session: AgiSession, dnis: str, resume: Resume | None = None
+        self,
+        session: AgiSession,
+        dnis: str,
+        resume: Resume | None = None,
+        qualification: Qualification | None = None,
     ) -> tuple[Ticket, WaitSettings]: ...
 
     async def callback_requested(self, ticket: Ticket, number: str) -> None: ...
@@ -65,6 +70,18 @@ class Resume:
 
 
 @dataclass(frozen=True, slots=True)
+class Qualification:
+    """What the IVR decided: where the call goes, and what it learnt."""
+
+    queue: str
+    skills: Mapping[str, int]
+    priority: int
+    language: str
+    customer_id: str | None
+    context: Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
 class WaitSettings:
     language: str
     music_class: str
@@ -73,10 +90,15 @@ class WaitSettings:
     callback: bool
 
 
-async def wait_in_queue(session: AgiSession, lobby: Lobby, clock: Clock) -> None:
+async def wait_in_queue(
+    session: AgiSession,
+    lobby: Lobby,
+    clock: Clock,
+    qualification: Qualification | None = None,
+    resume: Resume | None = None,
+) -> None:
     dnis = session.request.query.get("dnis") or session.request.extension
-    resume = await _resume_of(session)
-    ticket, settings = lobby.arrive(session, dnis, resume)
+    ticket, settings = lobby.arrive(session, dnis, resume, qualification)
     # The caller's place, on the channel itself, first: if we go away, the
     # dialplan brings them back with it (dialplans/inbound.conf).
     await session.set_variable("CC_INTERACTION", ticket.interaction_id)
@@ -107,7 +129,7 @@ async def wait_in_queue(session: AgiSession, lobby: Lobby, clock: Clock) -> None
         await session.wait_hangup()
 
 
-async def _resume_of(session: AgiSession) -> Resume | None:
+async def resume_of(session: AgiSession) -> Resume | None:
     """Where this caller was, when the dialplan brings them back to us."""
     if session.request.query.get("from"):
         return None  # a transfer starts a new interaction (its origin is "from")

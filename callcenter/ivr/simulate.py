@@ -95,6 +95,36 @@ def _public(customer: Mapping[str, object]) -> dict[str, object]:
     return {k: v for k, v in customer.items() if k not in ("pin", "ani")}
 
 
+def fixture_lookup(fixture: Fixture, request: Lookup) -> LookupResult:
+    """Answer a CRM or web-service lookup from a fixture (the built-in CRM)."""
+    params = request.params
+    if request.kind == "crm_ani":
+        ani = _national(params.get("ani", ""))
+        for customer in fixture.customers:
+            anis = customer.get("ani", [])
+            numbers = [anis] if isinstance(anis, str) else anis
+            if isinstance(numbers, list) and ani in (_national(str(n)) for n in numbers):
+                return LookupResult(_public(customer))
+        return LookupResult(None)
+    if request.kind in ("account_pin", "account_lock"):
+        account = params.get("account", "")
+        for customer in fixture.customers:
+            if str(customer.get("account", "")) != account:
+                continue
+            if request.kind == "account_lock":
+                fixture.locked.add(account)
+                return LookupResult({"locked": True})
+            if account in fixture.locked or customer.get("locked"):
+                return LookupResult({"locked": True})
+            if str(customer.get("pin", "")) == params.get("pin"):
+                return LookupResult(_public(customer))
+        return LookupResult(None)
+    answer = fixture.http.get(params.get("url", ""))
+    if isinstance(answer, dict) and set(answer) == {"error"}:
+        return LookupResult(None, str(answer["error"]))
+    return LookupResult(answer if isinstance(answer, dict) else None)
+
+
 class FixtureDriver:
     """Answers the interpreter's requests from scripted inputs and a fixture,
     and keeps a human-readable transcript."""
@@ -162,32 +192,7 @@ class FixtureDriver:
         return CallbackResult(True)
 
     def _lookup(self, request: Lookup) -> LookupResult:
-        params = request.params
-        if request.kind == "crm_ani":
-            ani = _national(params.get("ani", ""))
-            for customer in self.fixture.customers:
-                anis = customer.get("ani", [])
-                numbers = [anis] if isinstance(anis, str) else anis
-                if isinstance(numbers, list) and ani in (_national(str(n)) for n in numbers):
-                    return LookupResult(_public(customer))
-            return LookupResult(None)
-        if request.kind in ("account_pin", "account_lock"):
-            account = params.get("account", "")
-            for customer in self.fixture.customers:
-                if str(customer.get("account", "")) != account:
-                    continue
-                if request.kind == "account_lock":
-                    self.fixture.locked.add(account)
-                    return LookupResult({"locked": True})
-                if account in self.fixture.locked or customer.get("locked"):
-                    return LookupResult({"locked": True})
-                if str(customer.get("pin", "")) == params.get("pin"):
-                    return LookupResult(_public(customer))
-            return LookupResult(None)
-        answer = self.fixture.http.get(params.get("url", ""))
-        if isinstance(answer, dict) and set(answer) == {"error"}:
-            return LookupResult(None, str(answer["error"]))
-        return LookupResult(answer if isinstance(answer, dict) else None)
+        return fixture_lookup(self.fixture, request)
 
 
 @dataclass

@@ -28,6 +28,8 @@ from callcenter.testing.instances import AsteriskInstance
 from callcenter.testing.sipp import sipp_agents, sipp_busy, sipp_caller
 from callcenter.testing.tcp_proxy import TcpProxy
 
+REPO = Path(__file__).resolve().parents[2]
+
 pytestmark = pytest.mark.asterisk
 
 SITE = """
@@ -74,6 +76,7 @@ async def daemon(
     tmp_path: Path,
     database_url: str | None = None,
     site_text: str = SITE,
+    scripts_dir: Path | None = None,
 ) -> AsyncIterator[Daemon]:
     site = tmp_path / "site.yaml"
     site.write_text(site_text)
@@ -93,6 +96,7 @@ async def daemon(
                 "local_dir": str(asterisk.sandbox.recordings),
             },
             "database": {"url": database_url},
+            "ivr": {"scripts_dir": str(scripts_dir or REPO / "ivr_scripts")},
         }
     )
     d = Daemon(settings)
@@ -714,4 +718,80 @@ async def test_blind_transfer_to_a_named_agent_goes_to_that_agent_only(
                 what="connected to a02",
             )
             await caller.wait(timeout=30)
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")
+
+
+IVR_MENU = """
+script: test_menu
+description: Test menu for tier-3 tests
+languages: [fr, en]
+default_language: fr
+start: menu
+language_skill: ""
+prompts:
+  menu:
+    fr: "Pour les ventes tapez 1, pour le support tapez 2."
+    en: "For sales press 1, for support press 2."
+nodes:
+  menu:
+    type: menu
+    prompt: menu
+    options:
+      1: ventes
+      2: support
+    on_failure: support
+  ventes:
+    type: queue
+    queue: ventes
+  support:
+    type: queue
+    queue: support
+    priority: 1
+"""
+
+IVR_SITE = """
+queues:
+  support: {skills: {support: 1}, wrapup: 0.5, first_announce_after: 60,
+            survey: enquete_satisfaction}
+  ventes: {skills: {ventes: 1}, wrapup: 0.5, first_announce_after: 60}
+routes:
+  '3905': {queue: ventes, ivr: test_menu}
+agents:
+  a01: {name: Agent 1, endpoint: agent11, skills: {support: 5}}
+"""
+
+
+async def test_ivr_routes_the_caller_then_the_survey_scores_the_agent(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "test_menu.yaml").write_text(IVR_MENU)
+    survey = (REPO / "ivr_scripts" / "enquete_satisfaction.yaml").read_text()
+    (scripts / "enquete_satisfaction.yaml").write_text(survey)
+    async with (
+        daemon(asterisk, tmp_path, site_text=IVR_SITE, scripts_dir=scripts) as d,
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=200, talk_ms=1500),
+    ):
+        d.callpath.agent_login("a01")
+        # 2 in the menu (support); after the agent hangs up: 4 to the survey,
+        # then # to end the spoken comment.
+        async with sipp_caller(
+            asterisk.ports.sip, "3905", digits="2,,,,4,,#", first_delay_ms=1500, gap_ms=1000
+        ) as caller:
+            await until(lambda: d.callpath.history, timeout=30, what="call answered and ended")
+            [record] = list(d.callpath.history)
+            assert record.queue == "support"  # the IVR chose it, not the route's ventes
+            assert record.agent_id == "a01"
+            ivr = record.context["ivr"]
+            assert isinstance(ivr, dict)
+            assert ivr["path"] == ["menu", "support"]
+            assert record.priority == 1
+            await until(lambda: "survey" in record.context, timeout=30, what="survey answered")
+            result = await caller.wait(timeout=40)
+        assert result.ok, result.errors or result.stderr
+        answer = record.context["survey"]
+        assert isinstance(answer, dict)
+        assert answer["score"] == 4
+        assert answer["agent"] == "a01"
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
