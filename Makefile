@@ -47,6 +47,7 @@ check: venv
 	$(VENV)/bin/ruff check callcenter tests bench
 	$(VENV)/bin/ruff format --check callcenter tests bench
 	$(VENV)/bin/mypy
+	$(PY) -m callcenter ivr check --strict ivr_scripts
 
 bench: setup
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
