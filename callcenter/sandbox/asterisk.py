@@ -73,6 +73,7 @@ class AsteriskSandbox:
         node: str = "node1",
         config_dir: Path = REPO / "asterisk",
         dialplans: Path = REPO / "dialplans",
+        load_phones: int = 0,
     ) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
             raise SandboxError(f"sandbox name {name!r}: use letters, digits, - and _")
@@ -83,6 +84,9 @@ class AsteriskSandbox:
         self.node = node
         self.config_dir = config_dir
         self.dialplans = dialplans.resolve()
+        # Extra agent phones load1..loadN for load benchmarks (not authenticated
+        # beyond the sandbox's loopback-only transport).
+        self.load_phones = load_phones
         # Paths as Asterisk sees them (inside the chroot) and as the host does.
         self.inner = Path("/callcenter") / name
         self.outer = root / "callcenter" / name
@@ -302,6 +306,12 @@ def render_config(filename: str, text: str, sandbox: AsteriskSandbox) -> str:
     elif filename == "extensions.conf":
         overrides = {("globals", "CALLCENTER_AGI"): f"agi://127.0.0.1:{p.agi}"}
     elif filename == "pjsip_phones.conf" and p.phones_contact:
+        text += "".join(
+            f"\n[load{i}](endpoint-agent)\nauth = load{i}-auth\naors = load{i}\n"
+            f"[load{i}](aor-phone)\n"
+            f"[load{i}-auth](auth-phone)\nusername = load{i}\npassword = sandbox-load{i}\n"
+            for i in range(1, sandbox.load_phones + 1)
+        )
         # A static contact on every phone's AOR: sipp agents do not register.
         return re.sub(
             r"^\[(\w+)\]\(aor-phone\)$",

@@ -117,7 +117,7 @@ def caller_scenario(
     return _fill("caller.xml.in", {"DTMF_STEPS": steps, "ENDING": ending, **caller})
 
 
-def agent_scenario(*, answer_ms: int = 200, talk_ms: int | None = None) -> str:
+def agent_scenario(*, answer_ms: int = 200, talk_ms: int | None = None, audio: bool = True) -> str:
     ending = (
         _fill("agent_ending_hangup.xml.in", {"TALK_MS": str(talk_ms)})
         if talk_ms is not None
@@ -133,9 +133,15 @@ def agent_scenario(*, answer_ms: int = 200, talk_ms: int | None = None) -> str:
         if talk_ms is not None
         else ""
     )
+    speak = '<nop><action><exec play_pcap_audio="pcap/g711a.pcap"/></action></nop>' if audio else ""
     return _fill(
         "agent.xml.in",
-        {"ANSWER_MS": str(answer_ms), "AGENT_ENDING": ending, "AGENT_CAPTURE": capture},
+        {
+            "ANSWER_MS": str(answer_ms),
+            "AGENT_ENDING": ending,
+            "AGENT_CAPTURE": capture,
+            "AGENT_AUDIO": speak,
+        },
     )
 
 
@@ -256,10 +262,16 @@ async def sipp_caller(
 
 @contextlib.asynccontextmanager
 async def sipp_agents(
-    sip_port: int, *, answer_ms: int = 200, talk_ms: int | None = None, port: int | None = None
+    sip_port: int,
+    *,
+    answer_ms: int = 200,
+    talk_ms: int | None = None,
+    port: int | None = None,
+    audio: bool = True,
 ) -> AsyncIterator[Sipp]:
     """One UAS that answers for every phone whose contact is 127.0.0.1:<its port>."""
-    sipp = Sipp(agent_scenario(answer_ms=answer_ms, talk_ms=talk_ms), [], name="agents")
+    scenario = agent_scenario(answer_ms=answer_ms, talk_ms=talk_ms, audio=audio)
+    sipp = Sipp(scenario, [], name="agents")
     if port is not None:
         sipp.port = port
     # A UAS that hangs up sends its BYE to Asterisk: give it the address.
