@@ -1,53 +1,50 @@
-"""The ACD engine: events with a time in, offers out. Pure: no I/O, no clock.
+"""The ACD engine, the facade: events with a time in, offers out. Pure.
 
-Two decisions, both recorded in :attr:`Engine.audit` with their reason:
+Every method takes the time of the event (seconds of the injected clock) and
+returns the offers to make now, as frozen :class:`OfferDecision` values
+(``Offer(interaction, agent, reason)``). Everything else the engine decided
+(RONA, relaxation, overflow, callback retry or failure...) is recorded with
+its reason in :attr:`Engine.audit`, and handed once to whoever persists it
+by :meth:`Engine.take_records`.
 
-* **A call arrives** (or waits longer and relaxes its requirements): among
-  the *ready* agents who have every required skill at the required level and
-  speak the call's language, the queue's policy picks one:
-  ``longest_idle`` (default; ties: higher proficiency), ``best_proficiency``
-  (sum of levels in the required skills; ties: longest idle),
-  ``least_occupied`` (lowest busy/logged-in ratio), ``round_robin`` (the
-  agent offered a call least recently).
-
-* **An agent becomes ready**: among the waiting calls this agent may take,
-  in every queue, the one with the highest
-
-      score = priority * 1000 + wait / sl_threshold(queue)
-
-  i.e. priority first (VIP), then the wait measured in units of the queue's
-  service-level threshold, so that a call about to miss a 20 s target comes
-  before one at 40 s of a 120 s target. Ties: the earliest arrival.
+Which agent and which call: :mod:`callcenter.acd.router`. Agent states:
+:mod:`callcenter.acd.states` (the one transition table). Relaxation and
+overflow: :mod:`callcenter.acd.queues`. Expected wait:
+:mod:`callcenter.acd.ewt`. Callbacks: :mod:`callcenter.acd.callbacks`.
 
 An agent who does not answer (RONA) is paused "no answer"; the call goes
-back to waiting with its original enqueue time, so it keeps its place, and is
-offered at once to the next eligible agent.
-
-Expected wait (EWT): ``position * AHT / staffed`` where ``position`` counts
-the waiting calls of the same queue ahead of this one (plus itself),
-``staffed`` the logged-in agents eligible for the call, and AHT the mean of
-the queue's last 50 handle times (talk + wrap-up; the queue's default until
-there are any). It is an estimate for announcements, not a promise.
+back to waiting with its original enqueue time, so it keeps its place, and
+is offered at once to the next eligible agent.
 """
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from callcenter.acd.messages import AgentProfile, InteractionRequest, OfferDecision
-from callcenter.acd.model import LiveAgent, LiveInteraction, Policy, QueueRules
+from callcenter.acd.callbacks import CallbackPolicy, next_attempt
+from callcenter.acd.ewt import HandleTimes, expected_wait
+from callcenter.acd.messages import AgentProfile, Channel, InteractionRequest, OfferDecision
+from callcenter.acd.model import LiveAgent, LiveInteraction, QueueStats
+from callcenter.acd.queues import QueueRules, Requirement
+from callcenter.acd.router import (
+    AgentIndex,
+    WaitingLines,
+    best_call_for,
+    eligible,
+    pick_agent,
+)
 from callcenter.acd.states import AgentEvent, AgentState, next_state
-from callcenter.errors import RoutingError
+from callcenter.errors import ConfigError, RoutingError
 
-__all__ = ["AgentStateChange", "AuditEntry", "Engine"]
+__all__ = ["NO_ANSWER", "AgentStateChange", "AuditEntry", "Engine"]
 
 NO_ANSWER = "no answer"
-_PRIORITY_WEIGHT = 1000.0
+
+_BUSY = (AgentState.RESERVED, AgentState.ON_CALL, AgentState.WRAP_UP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +57,8 @@ class AgentStateChange:
 
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
+    """One decision or fact, with why: ``reason`` is meant for people."""
+
     at: float
     kind: str
     interaction_id: str | None
@@ -68,76 +67,103 @@ class AuditEntry:
 
 
 class Engine:
-    def __init__(self, queues: Iterable[QueueRules], *, audit_size: int = 10_000) -> None:
+    def __init__(
+        self,
+        queues: Iterable[QueueRules],
+        *,
+        audit_size: int = 10_000,
+        callbacks: CallbackPolicy | None = None,
+        records: bool = True,
+    ) -> None:
+        """``records=False``: keep no backlog for :meth:`take_records` (a
+        simulation that never persists); :attr:`audit` is kept either way."""
         self.queues: dict[str, QueueRules] = {q.name: q for q in queues}
+        for rules in self.queues.values():
+            for step in rules.relaxations:
+                if step.overflow_to is not None and step.overflow_to not in self.queues:
+                    raise ConfigError(
+                        f"queue {rules.name}: overflow to unknown queue {step.overflow_to!r}"
+                    )
+        self.callbacks = callbacks or CallbackPolicy()
         self.agents: dict[str, LiveAgent] = {}
         self.interactions: dict[str, LiveInteraction] = {}
+        self.stats: dict[str, QueueStats] = {name: QueueStats() for name in self.queues}
         self.audit: deque[AuditEntry] = deque(maxlen=audit_size)
         # For the caller to persist: decisions and agent states since the
         # last take_records() (the engine itself never does I/O).
+        self._records = records
         self._new_audit: list[AuditEntry] = []
         self._changed_agents: dict[str, None] = {}
         self._sequence = itertools.count()
-        self._handle_times: dict[str, deque[float]] = {}
-        # Per queue, the waiting calls in service order (priority, then
-        # arrival): an agent's next call is the best head among its queues.
-        self._waiting: dict[str, list[tuple[tuple[float, float, int], str]]] = {
-            name: [] for name in self.queues
+        self._handle_times = {
+            name: HandleTimes(rules.default_handle_time) for name, rules in self.queues.items()
         }
-        # The skill names every waiting call of a queue requires, when they
-        # all require the same ones (the usual case): lets an agent skip a
-        # whole queue it has no skill for instead of walking its line.
-        self._uniform: dict[str, frozenset[str] | None] = {}
+        self._index = AgentIndex()
+        self._waiting = WaitingLines()
         self._last_offer: dict[str, int] = {}
         self._offers = itertools.count()
         # Timers: (deadline, kind, key); stale entries are skipped on pop.
         self._timers: list[tuple[float, str, str]] = []
 
     # -------------------------------------------------------------- agents
-    def agent_login(self, at: float, profile: AgentProfile) -> Sequence[OfferDecision]:
+    def agent_login(self, at: float, profile: AgentProfile) -> list[OfferDecision]:
         agent = self.agents.get(profile.agent_id)
         if agent is None:
+            next_state(AgentState.LOGGED_OUT, AgentEvent.LOGIN)
             agent = self.agents[profile.agent_id] = LiveAgent(profile)
         else:
+            next_state(agent.state, AgentEvent.LOGIN)  # refuse before changing the profile
             agent.profile = profile
+        agent.month_count = max(agent.month_count, profile.month_handled)
         self._move(agent, AgentEvent.LOGIN, at)
         agent.logged_in_at = at
         agent.busy_seconds = 0.0
         return self._serve_agent(at, agent)
 
-    def agent_ready(self, at: float, agent_id: str) -> Sequence[OfferDecision]:
+    def agent_ready(self, at: float, agent_id: str) -> list[OfferDecision]:
         agent = self._agent(agent_id)
         self._move(agent, AgentEvent.READY, at)
         return self._serve_agent(at, agent)
 
-    def agent_pause(self, at: float, agent_id: str, reason: str) -> Sequence[OfferDecision]:
+    def agent_pause(self, at: float, agent_id: str, reason: str) -> list[OfferDecision]:
         agent = self._agent(agent_id)
         if agent.state is AgentState.ON_CALL:
             self._move(agent, AgentEvent.PAUSE, at)
             agent.pending_pause = reason
-            return ()
+            return []
         self._move(agent, AgentEvent.PAUSE, at)
         agent.pause_reason = reason
         agent.wrapup_until = None
-        return ()
+        if agent.interaction is not None and agent.state is AgentState.PAUSED:
+            agent.interaction = None  # paused out of wrap-up: the call is over
+        return []
 
-    def agent_logout(self, at: float, agent_id: str) -> Sequence[OfferDecision]:
+    def agent_logout(self, at: float, agent_id: str) -> list[OfferDecision]:
         agent = self._agent(agent_id)
+        if agent.items:
+            raise RoutingError(
+                f"agent {agent_id!r} still holds {len(agent.items)} chat/e-mail interactions"
+            )
         self._move(agent, AgentEvent.LOGOUT, at)
         agent.wrapup_until = None
-        return ()
+        agent.interaction = None
+        return []
 
     def agent_state(self, agent_id: str) -> str:
         return self._agent(agent_id).state.value
 
-    def wrapup_ended(self, at: float, agent_id: str) -> Sequence[OfferDecision]:
-        agent = self._agent(agent_id)
-        return self._end_wrapup(at, agent)
+    def wrapup_ended(self, at: float, agent_id: str) -> list[OfferDecision]:
+        return self._end_wrapup(at, self._agent(agent_id))
+
+    def new_month(self, at: float) -> list[OfferDecision]:
+        """Extended agents' monthly counts start again; they may serve at once."""
+        for agent in self.agents.values():
+            agent.month_count = 0
+        self._log(at, "new_month", None, None, "extended agents' monthly counts reset")
+        return self.redispatch(at)
 
     # -------------------------------------------------------- interactions
-    def interaction_arrived(
-        self, at: float, request: InteractionRequest
-    ) -> Sequence[OfferDecision]:
+    def interaction_arrived(self, at: float, request: InteractionRequest) -> list[OfferDecision]:
         if request.queue not in self.queues:
             raise RoutingError(f"unknown queue {request.queue!r}")
         if request.interaction_id in self.interactions:
@@ -145,20 +171,19 @@ class Engine:
         enqueued = request.enqueued_at if request.enqueued_at is not None else at
         call = LiveInteraction(request, enqueued, next(self._sequence))
         self.interactions[request.interaction_id] = call
-        self._enqueue(call)
+        self.stats[call.queue].arrived += 1
+        self._waiting.add(call)
         for step in self.queues[request.queue].relaxations:
-            heapq.heappush(self._timers, (enqueued + step.after, "relax", call.interaction_id))
-        if request.not_before is not None and request.not_before > at:
-            heapq.heappush(self._timers, (request.not_before, "due", call.interaction_id))
-            self._log(
-                at, "scheduled", call.interaction_id, None, f"due at {request.not_before:.0f}"
-            )
+            if enqueued + step.after > at:
+                heapq.heappush(self._timers, (enqueued + step.after, "relax", call.interaction_id))
+        self._arm_window(at, call)
+        if call.not_before is not None and call.not_before > at:
             return []
         return self._serve_call(at, call)
 
     def adopt(
         self, at: float, request: InteractionRequest, profile: AgentProfile
-    ) -> Sequence[OfferDecision]:
+    ) -> list[OfferDecision]:
         """A call already connected to this agent (found on Asterisk after a
         restart): record it as answered by them, whatever they were doing."""
         if request.interaction_id in self.interactions:
@@ -180,85 +205,170 @@ class Engine:
         agent.interaction = call.interaction_id
         call.answered_by = agent.agent_id
         self._log(at, "adopted", call.interaction_id, agent.agent_id, "connected before a restart")
-        return ()
+        return []
 
-    def offer_answered(
-        self, at: float, interaction_id: str, agent_id: str
-    ) -> Sequence[OfferDecision]:
+    def offer_answered(self, at: float, interaction_id: str, agent_id: str) -> list[OfferDecision]:
         call, agent = self._offer_pair(interaction_id, agent_id)
-        self._move(agent, AgentEvent.ANSWER, at)
+        if call.channel == Channel.VOICE:
+            self._move(agent, AgentEvent.ANSWER, at)
+        else:
+            agent.answered_at = at
         call.offered_to = None
         call.answered_by = agent_id
-        self._log(at, "answered", interaction_id, agent_id, "agent answered")
-        return ()
+        stats = self.stats[call.queue]
+        stats.answered += 1
+        stats.answered_extended += agent.extended
+        wait = at - call.enqueued_at
+        stats.wait_answered += wait
+        stats.answered_in_sl += wait <= self.queues[call.queue].sl_threshold
+        self._log(at, "answered", interaction_id, agent_id, f"answered after {wait:.1f} s")
+        return []
 
     def offer_failed(
-        self, at: float, interaction_id: str, agent_id: str, reason: str
-    ) -> Sequence[OfferDecision]:
+        self, at: float, interaction_id: str, agent_id: str, reason: str = NO_ANSWER
+    ) -> list[OfferDecision]:
+        """Ring-no-answer or busy (RONA): the agent is paused "no answer" (an
+        empty desk must not get the next call), the call goes back to the head
+        of its place (same enqueue time) and is offered to the next agent."""
         call, agent = self._offer_pair(interaction_id, agent_id)
-        self._move(agent, AgentEvent.NO_ANSWER, at)
+        if call.channel == Channel.VOICE:
+            self._move(agent, AgentEvent.NO_ANSWER, at)
+            agent.interaction = None
+        else:
+            if agent.state is AgentState.READY or agent.state is AgentState.PAUSED:
+                self._move(agent, AgentEvent.PAUSE, at)
+            del agent.items[interaction_id]
         agent.pause_reason = NO_ANSWER
-        call.offered_to = None
+        self._withdraw(agent, call)
         call.declined_by.add(agent_id)
-        self._enqueue(call)
+        self.stats[call.queue].rona += 1
         self._log(at, "rona", interaction_id, agent_id, f"{reason}; agent paused '{NO_ANSWER}'")
         return self._serve_call(at, call)
 
     def offer_cancelled(
         self, at: float, interaction_id: str, agent_id: str, reason: str
-    ) -> Sequence[OfferDecision]:
+    ) -> list[OfferDecision]:
         """The offer could not be placed (Asterisk unreachable): not the agent's
         fault, so the agent is ready again; the call keeps its place. No new
         offer is made now (it would fail the same way): call
         :meth:`redispatch` once telephony is back."""
         call, agent = self._offer_pair(interaction_id, agent_id)
-        self._move(agent, AgentEvent.CANCEL, at)
-        agent.interaction = None
-        call.offered_to = None
-        self._enqueue(call)
+        if call.channel == Channel.VOICE:
+            self._move(agent, AgentEvent.CANCEL, at)
+            agent.interaction = None
+        else:
+            del agent.items[interaction_id]
+        self._withdraw(agent, call)
         self._log(at, "cancelled", interaction_id, agent_id, reason)
-        return ()
+        return []
 
-    def redispatch(self, at: float) -> Sequence[OfferDecision]:
+    def redispatch(self, at: float) -> list[OfferDecision]:
         """Offer waiting calls to every ready agent (after telephony recovers)."""
         offers: list[OfferDecision] = []
-        for agent in sorted(self.agents.values(), key=lambda a: a.idle_since):
+        for agent in sorted(self._index.ready.values(), key=lambda a: a.idle_since):
             offers += self._serve_agent(at, agent)
         return offers
 
-    def interaction_abandoned(self, at: float, interaction_id: str) -> Sequence[OfferDecision]:
+    def interaction_abandoned(self, at: float, interaction_id: str) -> list[OfferDecision]:
         call = self._interaction(interaction_id)
         if call.answered_by is not None:
             raise RoutingError(
                 f"interaction {interaction_id!r} was answered: it ends, it is not abandoned"
             )
         del self.interactions[interaction_id]
-        if call.waiting:
-            self._dequeue(call)
+        self._waiting.remove(interaction_id)
+        self.stats[call.queue].abandoned += 1
         self._log(at, "abandoned", interaction_id, call.offered_to, "caller left")
-        if call.offered_to is not None:
-            agent = self._agent(call.offered_to)
+        if call.offered_to is None:
+            return []
+        agent = self._agent(call.offered_to)
+        if agent.extended:
+            agent.month_count -= 1  # the offer never became an interaction
+        if call.channel == Channel.VOICE:
             self._move(agent, AgentEvent.CANCEL, at)
             agent.interaction = None
-            return self._serve_agent(at, agent)
-        return ()
+        else:
+            del agent.items[interaction_id]
+        return self._serve_agent(at, agent)
 
-    def interaction_ended(self, at: float, interaction_id: str) -> Sequence[OfferDecision]:
+    def interaction_ended(self, at: float, interaction_id: str) -> list[OfferDecision]:
         call = self._interaction(interaction_id)
         if call.answered_by is None:
             raise RoutingError(f"interaction {interaction_id!r} ended but was never answered")
         agent = self._agent(call.answered_by)
+        rules = self.queues[call.queue]
+        if call.channel != Channel.VOICE:
+            # Chats and e-mails have no wrap-up of their own: the slot is free.
+            del self.interactions[interaction_id]
+            del agent.items[interaction_id]
+            agent.handled += 1
+            self._log(at, "ended", interaction_id, agent.agent_id, "slot freed")
+            return self._serve_agent(at, agent)
+        self._move(agent, AgentEvent.END, at)  # raises before anything changes
         del self.interactions[interaction_id]
-        self._move(agent, AgentEvent.END, at)
         agent.handled += 1
-        rules = self.queues[call.request.queue]
-        agent.wrapup_until = at + rules.wrapup
         talk = at - agent.answered_at if agent.answered_at is not None else 0.0
         agent.answered_at = None
-        self._remember_handle_time(rules, talk + rules.wrapup)
-        heapq.heappush(self._timers, (agent.wrapup_until, "wrapup", agent.agent_id))
+        self._handle_times[call.queue].add(talk + rules.wrapup)
+        self._start_wrapup(at, agent, rules)
         self._log(at, "ended", interaction_id, agent.agent_id, f"wrap-up {rules.wrapup:.0f} s")
-        return ()
+        return []
+
+    # ----------------------------------------------------------- callbacks
+    def callback_requested(
+        self,
+        at: float,
+        interaction_id: str,
+        not_before: float | None = None,
+        not_after: float | None = None,
+    ) -> list[OfferDecision]:
+        """A waiting caller asks to be called back: they hang up but keep their
+        place (enqueue time), optionally within a window."""
+        call = self._interaction(interaction_id)
+        if not call.waiting:
+            raise RoutingError(f"interaction {interaction_id!r} is not waiting")
+        if not_before is not None and not_after is not None and not_after <= not_before:
+            raise RoutingError(f"callback window of {interaction_id!r} is empty")
+        call.kind = "callback"
+        call.not_before = not_before
+        call.not_after = not_after
+        self._log(at, "callback", interaction_id, None, _window(not_before, not_after))
+        self._arm_window(at, call)
+        return self._serve_call(at, call)
+
+    def callback_failed(self, at: float, interaction_id: str, outcome: str) -> list[OfferDecision]:
+        """The agent took the callback but the customer did not answer (or was
+        busy): the agent goes to wrap-up, the callback waits for its next
+        attempt with its place kept, or fails after the last one."""
+        call = self._interaction(interaction_id)
+        if call.answered_by is None or call.kind != "callback":
+            raise RoutingError(f"interaction {interaction_id!r} is not a callback being dialled")
+        agent = self._agent(call.answered_by)
+        if call.channel == Channel.VOICE:
+            self._move(agent, AgentEvent.END, at)
+            self._start_wrapup(at, agent, self.queues[call.queue])
+        else:
+            del agent.items[interaction_id]
+        agent.answered_at = None
+        call.attempt += 1
+        retry = next_attempt(self.callbacks, call.attempt, outcome, at)
+        if retry is None or (call.not_after is not None and retry >= call.not_after):
+            del self.interactions[interaction_id]
+            self.stats[call.queue].callbacks_failed += 1
+            self._log(
+                at, "callback_failed", interaction_id, agent.agent_id,
+                f"{outcome} on attempt {call.attempt}; no attempt left",
+            )  # fmt: skip
+            return self._serve_agent(at, agent) if call.channel != Channel.VOICE else []
+        call.answered_by = None
+        call.not_before = retry
+        self._waiting.add(call)
+        self._arm_window(at, call)
+        self._log(
+            at, "callback_retry", interaction_id, agent.agent_id,
+            f"{outcome} on attempt {call.attempt}; next at {retry:.0f}, place kept",
+        )  # fmt: skip
+        return self._serve_agent(at, agent) if call.channel != Channel.VOICE else []
 
     # --------------------------------------------------------------- time
     def next_deadline(self) -> float | None:
@@ -266,7 +376,7 @@ class Engine:
             heapq.heappop(self._timers)
         return self._timers[0][0] if self._timers else None
 
-    def tick(self, at: float) -> Sequence[OfferDecision]:
+    def tick(self, at: float) -> list[OfferDecision]:
         offers: list[OfferDecision] = []
         while self._timers and self._timers[0][0] <= at:
             timer = heapq.heappop(self._timers)
@@ -275,8 +385,14 @@ class Engine:
             _deadline, kind, key = timer
             if kind == "wrapup":
                 offers += self._end_wrapup(at, self.agents[key])
+                continue
+            call = self.interactions[key]
+            if kind == "ring":
+                assert call.offered_to is not None
+                offers += self.offer_failed(at, key, call.offered_to, "ring timeout")
+            elif kind == "expire":
+                self._expire(at, call)
             else:
-                call = self.interactions[key]
                 what = "relaxed" if kind == "relax" else "due"
                 self._log(at, what, key, None, f"waited {at - call.enqueued_at:.0f} s")
                 offers += self._serve_call(at, call)
@@ -292,105 +408,150 @@ class Engine:
                 and agent.wrapup_until == deadline
             )
         call = self.interactions.get(key)
-        return call is not None and call.waiting
+        if call is None:
+            return False
+        if kind == "ring":
+            timeout = self.queues[call.queue].ring_timeout
+            return (
+                call.offered_to is not None
+                and call.offered_at is not None
+                and timeout is not None
+                and call.offered_at + timeout == deadline
+            )
+        if kind == "expire":
+            return call.waiting and call.not_after == deadline
+        return call.waiting
 
     # ---------------------------------------------------------- estimates
     def position(self, interaction_id: str) -> int:
         call = self._interaction(interaction_id)
-        line = self._waiting[call.request.queue]
-        return bisect.bisect_left(line, (_order(call), call.interaction_id)) + 1
+        if interaction_id not in self._waiting:
+            raise RoutingError(f"interaction {interaction_id!r} is not waiting")
+        return self._waiting.position(call.queue, interaction_id)
 
     def expected_wait(self, at: float, interaction_id: str) -> float | None:
+        """See :mod:`callcenter.acd.ewt`."""
         call = self._interaction(interaction_id)
-        rules = self.queues[call.request.queue]
-        required = call.required(rules, at)
+        req = self._req(call, at)
         staffed = sum(
-            1
-            for agent in self.agents.values()
-            if agent.state is not AgentState.LOGGED_OUT and _eligible(agent, call, required, at)
+            1 for agent in self._index.logged_for(req.skills) if _serves(agent, call, req)
         )
-        if staffed == 0:
-            return None
-        times = self._handle_times.get(rules.name)
-        aht = sum(times) / len(times) if times else rules.default_handle_time
-        return self.position(interaction_id) * aht / staffed
+        return expected_wait(
+            self.position(interaction_id), staffed, self._handle_times[call.queue].mean
+        )
+
+    def can_take(self, agent_id: str, interaction_id: str, at: float) -> bool:
+        """Would routing give this waiting call to this agent if both were alone?"""
+        agent = self._agent(agent_id)
+        call = self._interaction(interaction_id)
+        return agent.state is AgentState.READY and eligible(agent, call, self._req(call, at), at)
+
+    def waiting_count(self) -> int:
+        return len(self._waiting)
 
     # ------------------------------------------------------------ routing
+    def _req(self, call: LiveInteraction, at: float) -> Requirement:
+        return call.requirement(self.queues[call.request.queue], self.queues[call.queue], at)
+
     def _serve_call(self, at: float, call: LiveInteraction) -> list[OfferDecision]:
-        rules = self.queues[call.request.queue]
-        required = call.required(rules, at)
-        candidates = [
-            agent
-            for agent in self.agents.values()
-            if agent.state is AgentState.READY and _eligible(agent, call, required, at)
-        ]
-        if not candidates:
+        if not call.waiting:
             return []
-        agent = min(candidates, key=lambda a: self._rank(rules.policy, a, required, at))
-        reason = f"policy {rules.policy.value} among {len(candidates)} ready eligible agents"
-        return [self._offer(at, call, agent, reason)]
+        req = self._req(call, at)
+        if req.overflow_to is not None and req.overflow_to != call.queue:
+            self._overflow(at, call, req.overflow_to)
+            req = self._req(call, at)
+        if call.not_before is not None and at < call.not_before:
+            return []
+        rules = self.queues[call.queue]
+        choice = pick_agent(
+            rules.policy, self._index.ready_for(req.skills), call, req, at, self._last_offer
+        )
+        if choice is None:
+            return []
+        return [self._offer(at, call, choice.agent, choice.reason)]
 
     def _serve_agent(self, at: float, agent: LiveAgent) -> list[OfferDecision]:
-        if agent.state is not AgentState.READY:
-            return []
-        best: tuple[float, int] | None = None
-        chosen: LiveInteraction | None = None
-        for queue, line in self._waiting.items():
-            if not line:
-                continue
-            names = self._uniform.get(queue)
-            if names is not None and any(agent.level(skill) == 0 for skill in names):
-                continue
-            rules = self.queues[queue]
-            # Within a queue, service order is score order (same threshold):
-            # the first call this agent may take is the queue's best for it.
-            for _key, interaction_id in line:
-                call = self.interactions[interaction_id]
-                if not _eligible(agent, call, call.required(rules, at), at):
-                    continue
-                score = (
-                    call.request.priority * _PRIORITY_WEIGHT
-                    + (at - call.enqueued_at) / rules.sl_threshold
-                )
-                key = (-score, call.sequence)
-                if best is None or key < best:
-                    best, chosen = key, call
+        offers: list[OfferDecision] = []
+        # A voice offer makes the agent reserved; chats and e-mails leave them
+        # ready, so take more while there is room.
+        while agent.state is AgentState.READY:
+            choice = best_call_for(
+                agent, at, self._waiting, self.interactions, self.queues, self._req
+            )
+            if choice is None:
                 break
-        if chosen is None:
-            return []
-        assert best is not None
-        reason = f"highest score {-best[0]:.2f} (priority*1000 + wait/SL threshold)"
-        return [self._offer(at, chosen, agent, reason)]
-
-    def _rank(
-        self, policy: Policy, agent: LiveAgent, required: Mapping[str, int], at: float
-    ) -> tuple[float, ...]:
-        proficiency = sum(agent.level(skill) for skill in required)
-        if policy is Policy.BEST_PROFICIENCY:
-            return (-proficiency, agent.idle_since)
-        if policy is Policy.LEAST_OCCUPIED:
-            return (agent.occupancy(at), agent.idle_since)
-        if policy is Policy.ROUND_ROBIN:
-            return (self._last_offer.get(agent.agent_id, -1), agent.idle_since)
-        return (agent.idle_since, -proficiency)
+            offers.append(self._offer(at, choice.call, agent, choice.reason))
+        return offers
 
     def _offer(
         self, at: float, call: LiveInteraction, agent: LiveAgent, reason: str
     ) -> OfferDecision:
-        self._move(agent, AgentEvent.OFFER, at)
-        self._dequeue(call)
-        agent.interaction = call.interaction_id
+        if call.channel == Channel.VOICE:
+            self._move(agent, AgentEvent.OFFER, at)
+            agent.interaction = call.interaction_id
+        else:
+            agent.items[call.interaction_id] = call.channel
+        self._waiting.remove(call.interaction_id)
         call.offered_to = agent.agent_id
+        call.offered_at = at
+        if agent.extended:
+            agent.month_count += 1  # counted now so that the cap holds with offers in flight
         self._last_offer[agent.agent_id] = next(self._offers)
+        self.stats[call.queue].offered += 1
+        timeout = self.queues[call.queue].ring_timeout
+        if timeout is not None:
+            heapq.heappush(self._timers, (at + timeout, "ring", call.interaction_id))
         self._log(at, "offer", call.interaction_id, agent.agent_id, reason)
         return OfferDecision(call.interaction_id, agent.agent_id, reason)
 
+    def _withdraw(self, agent: LiveAgent, call: LiveInteraction) -> None:
+        """An offer that did not become an interaction: the call waits again."""
+        if agent.extended:
+            agent.month_count -= 1
+        call.offered_to = None
+        call.offered_at = None
+        self._waiting.add(call)
+
+    def _overflow(self, at: float, call: LiveInteraction, target: str) -> None:
+        self._waiting.remove(call.interaction_id)
+        source = call.queue
+        call.queue = target
+        rules = self.queues[target]
+        if rules.skills:
+            call.skills = dict(rules.skills)
+        self._waiting.add(call)
+        self.stats[source].overflowed_out += 1
+        self.stats[target].overflowed_in += 1
+        self._log(
+            at, "overflow", call.interaction_id, None,
+            f"waited {at - call.enqueued_at:.0f} s in {source}: now in {target}, place kept",
+        )  # fmt: skip
+
+    def _expire(self, at: float, call: LiveInteraction) -> None:
+        self._waiting.remove(call.interaction_id)
+        del self.interactions[call.interaction_id]
+        self.stats[call.queue].callbacks_expired += 1
+        self._log(at, "expired", call.interaction_id, None, "callback window closed")
+
+    def _arm_window(self, at: float, call: LiveInteraction) -> None:
+        if call.not_before is not None and call.not_before > at:
+            heapq.heappush(self._timers, (call.not_before, "due", call.interaction_id))
+            self._log(at, "scheduled", call.interaction_id, None, f"due at {call.not_before:.0f}")
+        if call.not_after is not None:
+            heapq.heappush(self._timers, (call.not_after, "expire", call.interaction_id))
+
+    def _start_wrapup(self, at: float, agent: LiveAgent, rules: QueueRules) -> None:
+        agent.wrapup_until = at + rules.wrapup
+        heapq.heappush(self._timers, (agent.wrapup_until, "wrapup", agent.agent_id))
+
     def _end_wrapup(self, at: float, agent: LiveAgent) -> list[OfferDecision]:
         if agent.pending_pause is not None:
+            next_state(agent.state, AgentEvent.PAUSE)  # refuse before changing anything
             reason, agent.pending_pause = agent.pending_pause, None
             self._move(agent, AgentEvent.PAUSE, at)
             agent.pause_reason = reason
             agent.wrapup_until = None
+            agent.interaction = None
             return []
         self._move(agent, AgentEvent.WRAPUP_DONE, at)
         agent.wrapup_until = None
@@ -401,37 +562,26 @@ class Engine:
     def _move(self, agent: LiveAgent, event: AgentEvent, at: float) -> None:
         new = next_state(agent.state, event)  # raises before anything changes
         old = agent.state
-        if old in (AgentState.RESERVED, AgentState.ON_CALL, AgentState.WRAP_UP):
+        if old in _BUSY:
             agent.busy_seconds += at - agent.since
         if new is not old:
             agent.state = new
             agent.since = at
-        self._changed_agents[agent.agent_id] = None
-        if new is AgentState.READY and old is not AgentState.READY:
-            agent.idle_since = at
-            agent.pause_reason = None
+        if self._records:
+            self._changed_agents[agent.agent_id] = None
+        if new is AgentState.READY:
+            if old is not AgentState.READY:
+                agent.idle_since = at
+                agent.pause_reason = None
+                self._index.add_ready(agent)
+        elif old is AgentState.READY:
+            self._index.remove_ready(agent)
+        if old is AgentState.LOGGED_OUT:
+            self._index.add_logged(agent)
+        elif new is AgentState.LOGGED_OUT:
+            self._index.remove_logged(agent)
         if event is AgentEvent.ANSWER:
             agent.answered_at = at
-
-    def _enqueue(self, call: LiveInteraction) -> None:
-        queue = call.request.queue
-        line = self._waiting[queue]
-        names = frozenset(call.request.skills)
-        if not line:
-            self._uniform[queue] = names
-        elif self._uniform.get(queue) != names:
-            self._uniform[queue] = None
-        bisect.insort(line, (_order(call), call.interaction_id))
-
-    def _dequeue(self, call: LiveInteraction) -> None:
-        line = self._waiting[call.request.queue]
-        entry = (_order(call), call.interaction_id)
-        index = bisect.bisect_left(line, entry)
-        if index < len(line) and line[index] == entry:
-            del line[index]
-
-    def _remember_handle_time(self, rules: QueueRules, seconds: float) -> None:
-        self._handle_times.setdefault(rules.name, deque(maxlen=50)).append(seconds)
 
     def _offer_pair(self, interaction_id: str, agent_id: str) -> tuple[LiveInteraction, LiveAgent]:
         call = self._interaction(interaction_id)
@@ -460,7 +610,8 @@ class Engine:
     ) -> None:
         entry = AuditEntry(at, kind, interaction_id, agent_id, reason)
         self.audit.append(entry)
-        self._new_audit.append(entry)
+        if self._records:
+            self._new_audit.append(entry)
 
     def take_records(self) -> tuple[list[AuditEntry], list[AgentStateChange]]:
         """Decisions and agent states (as they are now) since the last call."""
@@ -473,17 +624,22 @@ class Engine:
         return audit, states
 
 
-def _order(call: LiveInteraction) -> tuple[float, float, int]:
-    return (-call.request.priority, call.enqueued_at, call.sequence)
-
-
-def _eligible(
-    agent: LiveAgent, call: LiveInteraction, required: Mapping[str, int], at: float
-) -> bool:
-    if call.request.not_before is not None and at < call.request.not_before:
-        return False
-    if call.request.agent_id is not None and call.request.agent_id != agent.agent_id:
+def _serves(agent: LiveAgent, call: LiveInteraction, req: Requirement) -> bool:
+    """Counts towards the staff of ``call`` (whatever the agent does now)."""
+    named = call.request.agent_id
+    if named is not None and named != agent.agent_id:
         return False
     if call.request.language not in agent.profile.languages:
         return False
-    return all(agent.level(skill) >= level for skill, level in required.items())
+    if agent.profile.extended and not req.extended:
+        return False
+    skills = agent.profile.skills
+    return all(skills.get(skill, 0) >= level for skill, level in req.skills.items())
+
+
+def _window(not_before: float | None, not_after: float | None) -> str:
+    if not_before is None and not_after is None:
+        return "call back as soon as an agent is free; place kept"
+    start = "now" if not_before is None else f"{not_before:.0f}"
+    end = "open" if not_after is None else f"{not_after:.0f}"
+    return f"call back between {start} and {end}; place kept"

@@ -1,44 +1,29 @@
-"""ACD data: queue rules, and the live agents and interactions the engine keeps."""
+"""The live agents and interactions the engine keeps, and per-queue counters.
+
+Queue rules live in :mod:`callcenter.acd.queues` (re-exported here: older
+imports name them from this module).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 
-from callcenter.acd.messages import AgentProfile, InteractionRequest
+from callcenter.acd.messages import AgentProfile, Channel, InteractionRequest
+from callcenter.acd.queues import Policy, QueueRules, Relaxation, Requirement, requirement
 from callcenter.acd.states import AgentState
 
-
-class Policy(StrEnum):
-    """How to choose among several eligible agents for a new call."""
-
-    LONGEST_IDLE = "longest_idle"
-    BEST_PROFICIENCY = "best_proficiency"
-    LEAST_OCCUPIED = "least_occupied"
-    ROUND_ROBIN = "round_robin"
-
-
-@dataclass(frozen=True, slots=True)
-class Relaxation:
-    """After ``after`` seconds of wait, accept agents with ``min_level`` or more
-    in every required skill (``min_level=1``: anyone who has the skill)."""
-
-    after: float
-    min_level: int
+__all__ = [
+    "LiveAgent",
+    "LiveInteraction",
+    "Policy",
+    "QueueRules",
+    "QueueStats",
+    "Relaxation",
+]
 
 
-@dataclass(frozen=True, slots=True)
-class QueueRules:
-    name: str
-    sl_threshold: float = 20.0
-    wrapup: float = 10.0
-    policy: Policy = Policy.LONGEST_IDLE
-    relaxations: tuple[Relaxation, ...] = ()
-    default_handle_time: float = 180.0
-
-
-@dataclass
+@dataclass(slots=True)
 class LiveAgent:
     profile: AgentProfile
     state: AgentState = AgentState.LOGGED_OUT
@@ -47,15 +32,24 @@ class LiveAgent:
     pause_reason: str | None = None
     pending_pause: str | None = None
     interaction: str | None = None
+    """The voice interaction ringing, talking or in wrap-up."""
+    items: dict[str, str] = field(default_factory=dict)
+    """Non-voice interactions held (offered or answered): id -> channel."""
     wrapup_until: float | None = None
     answered_at: float | None = None
     handled: int = 0
     busy_seconds: float = 0.0
     logged_in_at: float = 0.0
+    month_count: int = 0
+    """Extended agents: interactions this month, offers in flight included."""
 
     @property
     def agent_id(self) -> str:
         return self.profile.agent_id
+
+    @property
+    def extended(self) -> bool:
+        return self.profile.extended
 
     def level(self, skill: str) -> int:
         return self.profile.skills.get(skill, 0)
@@ -64,32 +58,90 @@ class LiveAgent:
         logged = max(1e-9, now - self.logged_in_at)
         return self.busy_seconds / logged
 
+    def load(self, channel: str) -> int:
+        return sum(1 for held in self.items.values() if held == channel)
 
-@dataclass
+    def has_room(self, channel: str) -> bool:
+        """Capacity left for one more ``channel`` interaction (state aside).
+
+        Voice is exclusive: an agent holding chats or e-mails is not offered a
+        call, and one on a call (not ready) gets nothing else.
+        """
+        if channel == Channel.VOICE:
+            return not self.items and self.profile.capacity.get(Channel.VOICE, 1) > 0
+        return self.load(channel) < self.profile.capacity.get(channel, 0)
+
+    def under_cap(self) -> bool:
+        cap = self.profile.monthly_cap
+        return cap is None or self.month_count < cap
+
+
+@dataclass(slots=True)
 class LiveInteraction:
     request: InteractionRequest
     enqueued_at: float
     sequence: int
+    queue: str = ""
+    """The queue it is in now (an overflow moves it; ``request.queue`` is where it came in)."""
+    skills: Mapping[str, int] = field(default_factory=dict)
+    """Required skills before relaxation (the overflow queue's after an overflow)."""
     offered_to: str | None = None
+    offered_at: float | None = None
     answered_by: str | None = None
     declined_by: set[str] = field(default_factory=set)
     """Agents who did not answer it (audit; they are paused, not excluded)."""
+    kind: str = "call"
+    not_before: float | None = None
+    not_after: float | None = None
+    attempt: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.queue:
+            self.queue = self.request.queue
+        if not self.skills:
+            self.skills = self.request.skills
+        self.kind = self.request.kind
+        self.not_before = self.request.not_before
+        self.not_after = self.request.not_after
+        self.attempt = self.request.attempt
 
     @property
     def interaction_id(self) -> str:
         return self.request.interaction_id
 
     @property
+    def channel(self) -> str:
+        return self.request.channel
+
+    @property
     def waiting(self) -> bool:
         return self.offered_to is None and self.answered_by is None
 
+    def requirement(self, origin: QueueRules, current: QueueRules, now: float) -> Requirement:
+        """What it accepts at ``now``: the *origin* queue's relaxations run on
+        the whole wait (an overflow does not restart them)."""
+        named = bool(current.extended_skills.intersection(self.skills))
+        return requirement(origin, self.skills, now - self.enqueued_at, named)
+
     def required(self, rules: QueueRules, now: float) -> Mapping[str, int]:
         """Required skills and levels after the queue's relaxations so far."""
-        waited = now - self.enqueued_at
-        floor: int | None = None
-        for step in rules.relaxations:
-            if waited >= step.after:
-                floor = step.min_level if floor is None else min(floor, step.min_level)
-        if floor is None:
-            return self.request.skills
-        return {skill: min(level, floor) for skill, level in self.request.skills.items()}
+        return requirement(rules, self.skills, now - self.enqueued_at).skills
+
+
+@dataclass(slots=True)
+class QueueStats:
+    """Counters per queue since the engine started; extended agents apart."""
+
+    arrived: int = 0
+    offered: int = 0
+    answered: int = 0
+    answered_extended: int = 0
+    abandoned: int = 0
+    rona: int = 0
+    overflowed_out: int = 0
+    overflowed_in: int = 0
+    callbacks_failed: int = 0
+    callbacks_expired: int = 0
+    wait_answered: float = 0.0
+    """Sum of waits (enqueue -> answer) of answered calls."""
+    answered_in_sl: int = 0

@@ -279,7 +279,7 @@ def test_offer_not_placed_keeps_agent_ready_and_redispatch_offers_again() -> Non
     acd = engine()
     acd.agent_login(0, agent("a1", support=5))
     acd.interaction_arrived(1, call("c1"))
-    assert acd.offer_cancelled(2, "c1", "a1", "AMI down") == ()
+    assert acd.offer_cancelled(2, "c1", "a1", "AMI down") == []
     assert acd.agent_state("a1") == "ready"
     assert acd.interactions["c1"].waiting
     [offer] = acd.redispatch(9)
