@@ -515,10 +515,7 @@ class Engine:
     def _overflow(self, at: float, call: LiveInteraction, target: str) -> None:
         self._waiting.remove(call.interaction_id)
         source = call.queue
-        call.queue = target
-        rules = self.queues[target]
-        if rules.skills:
-            call.skills = dict(rules.skills)
+        call.move_to(target, self.queues[target].skills)
         self._waiting.add(call)
         self.stats[source].overflowed_out += 1
         self.stats[target].overflowed_in += 1

@@ -6,6 +6,7 @@ imports name them from this module).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -94,6 +95,11 @@ class LiveInteraction:
     not_before: float | None = None
     not_after: float | None = None
     attempt: int = 0
+    req_cache: Requirement | None = None
+    """The requirement valid from ``req_from`` to ``req_until`` (the next
+    relaxation step): routing asks for it many times, it changes rarely."""
+    req_from: float = math.inf
+    req_until: float = -math.inf
 
     def __post_init__(self) -> None:
         if not self.queue:
@@ -120,8 +126,27 @@ class LiveInteraction:
     def requirement(self, origin: QueueRules, current: QueueRules, now: float) -> Requirement:
         """What it accepts at ``now``: the *origin* queue's relaxations run on
         the whole wait (an overflow does not restart them)."""
+        cached = self.req_cache
+        if cached is not None and self.req_from <= now < self.req_until:
+            return cached
+        waited = now - self.enqueued_at
         named = bool(current.extended_skills.intersection(self.skills))
-        return requirement(origin, self.skills, now - self.enqueued_at, named)
+        cached = self.req_cache = requirement(origin, self.skills, waited, named)
+        steps = origin.relaxations
+        self.req_from = (
+            self.enqueued_at + steps[cached.step - 1].after if cached.step else -math.inf
+        )
+        self.req_until = (
+            self.enqueued_at + steps[cached.step].after if cached.step < len(steps) else math.inf
+        )
+        return cached
+
+    def move_to(self, queue: str, skills: Mapping[str, int] | None) -> None:
+        """Overflow: routed as ``queue`` (and its ``skills``, if given) from now on."""
+        self.queue = queue
+        if skills:
+            self.skills = dict(skills)
+        self.req_cache = None
 
     def required(self, rules: QueueRules, now: float) -> Mapping[str, int]:
         """Required skills and levels after the queue's relaxations so far."""

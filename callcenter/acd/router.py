@@ -4,11 +4,13 @@ Both decisions read indexes, not the whole centre:
 
 * ready agents per skill, in the order they became ready (a dict keeps
   insertion order, so "longest idle" is the first eligible one met);
-* waiting calls per *line*: a queue and one set of required skill names,
-  sorted in service order (priority, then enqueue time, then arrival
-  sequence). A line is filed under one of its skills, so a freed agent only
-  looks at lines it has every skill name for, and in each line only up to
-  the first call it may take (the line's best for that agent).
+* waiting calls per *line* (:class:`LineKey`: queue, origin queue, required
+  skills with levels, language, channel), each sorted in service order
+  (priority, then enqueue time, then arrival sequence). A line is filed
+  under one of its skill names, so a freed agent only looks at lines whose
+  skill names, language and channel it has, and in each line only at the
+  head of each priority block (the rest of a block waited less, so it is no
+  more relaxed): in practice one call per line.
 
 **A call arrives** (or relaxes, overflows, comes back after RONA): the
 eligible ready agents are the ready agents of the call's rarest required
@@ -36,6 +38,7 @@ miss its target and the other is not. Ties: the earlier arrival.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -56,7 +59,6 @@ __all__ = [
 PRIORITY_WEIGHT = 1000.0
 
 OrderKey = tuple[float, float, int]
-LineKey = tuple[str, frozenset[str]]
 
 
 def eligible(agent: LiveAgent, call: LiveInteraction, req: Requirement, at: float) -> bool:
@@ -75,6 +77,13 @@ def eligible(agent: LiveAgent, call: LiveInteraction, req: Requirement, at: floa
         return False
     skills = agent.profile.skills
     return all(skills.get(skill, 0) >= level for skill, level in req.skills.items())
+
+
+def _own_ok(call: LiveInteraction, agent_id: str, at: float) -> bool:
+    if call.not_before is not None and at < call.not_before:
+        return False
+    named = call.request.agent_id
+    return named is None or named == agent_id
 
 
 def prefers(agent: LiveAgent, call: LiveInteraction) -> bool:
@@ -218,13 +227,46 @@ def order_key(call: LiveInteraction) -> OrderKey:
     return (-call.request.priority, call.enqueued_at, call.sequence)
 
 
+@dataclass(frozen=True, slots=True)
+class LineKey:
+    """Calls that differ only by wait and priority share a line.
+
+    Within one line, whether an agent may take a call depends on the call's
+    wait alone (relaxation and extended overflow only ever widen with it),
+    unless the call carries a restriction of its own (scheduled, named agent).
+    """
+
+    queue: str
+    origin: str
+    skills: frozenset[tuple[str, int]]
+    language: str
+    channel: str
+    names: tuple[str, ...]
+
+
+Line = list[tuple[OrderKey, str]]
+
+
+def line_key(call: LiveInteraction) -> LineKey:
+    return LineKey(
+        call.queue,
+        call.request.queue,
+        frozenset(call.skills.items()),
+        call.request.language,
+        call.channel,
+        tuple(sorted(call.skills)),
+    )
+
+
 class WaitingLines:
-    """Waiting calls per (queue, required skill names), in service order."""
+    """Waiting calls per :class:`LineKey`, each line in service order."""
 
     def __init__(self) -> None:
-        self.lines: dict[LineKey, list[tuple[OrderKey, str]]] = {}
-        self.by_skill: dict[str, set[LineKey]] = {}
-        self.no_skill: set[LineKey] = set()
+        self.lines: dict[LineKey, Line] = {}
+        self.by_skill: dict[tuple[str, str], dict[LineKey, Line]] = {}
+        """Lines filed under (one of their skill names, their language)."""
+        self.no_skill: dict[str, dict[LineKey, Line]] = {}
+        """Lines that need no skill, per language."""
         self.by_queue: dict[str, set[LineKey]] = {}
         self._keys: dict[str, tuple[LineKey, OrderKey]] = {}
 
@@ -235,42 +277,37 @@ class WaitingLines:
         return interaction_id in self._keys
 
     def add(self, call: LiveInteraction) -> None:
-        line_key: LineKey = (call.queue, frozenset(call.skills))
+        key = line_key(call)
         entry = (order_key(call), call.interaction_id)
-        line = self.lines.get(line_key)
+        line = self.lines.get(key)
         if line is None:
-            line = self.lines[line_key] = []
-            names = line_key[1]
-            if names:
-                self.by_skill.setdefault(min(names), set()).add(line_key)
-            else:
-                self.no_skill.add(line_key)
-            self.by_queue.setdefault(call.queue, set()).add(line_key)
+            line = self.lines[key] = []
+            self._group(key, create=True)[key] = line
+            self.by_queue.setdefault(key.queue, set()).add(key)
         _insort(line, entry)
-        self._keys[call.interaction_id] = (line_key, entry[0])
+        self._keys[call.interaction_id] = (key, entry[0])
 
     def remove(self, interaction_id: str) -> None:
         found = self._keys.pop(interaction_id, None)
         if found is None:
             return
-        line_key, order = found
-        line = self.lines[line_key]
+        key, order = found
+        line = self.lines[key]
         entry = (order, interaction_id)
         index = _bisect(line, entry)
         if index < len(line) and line[index] == entry:
             del line[index]
         if not line:
-            del self.lines[line_key]
-            names = line_key[1]
-            if names:
-                self.by_skill[min(names)].discard(line_key)
-            else:
-                self.no_skill.discard(line_key)
-            self.by_queue[line_key[0]].discard(line_key)
+            del self.lines[key]
+            group = self._group(key, create=False)
+            del group[key]
+            if not group:
+                self._drop_group(key)
+            self.by_queue[key.queue].discard(key)
 
     def position(self, queue: str, interaction_id: str) -> int:
         """1 + the waiting calls of ``queue`` served before this one."""
-        _line, order = self._keys[interaction_id]
+        _key, order = self._keys[interaction_id]
         entry = (order, interaction_id)
         return 1 + sum(_bisect(self.lines[key], entry) for key in self.by_queue.get(queue, ()))
 
@@ -279,17 +316,41 @@ class WaitingLines:
             for _order, interaction_id in self.lines[key]:
                 yield interaction_id
 
-    def lines_for(self, skills: Mapping[str, int]) -> Iterator[list[tuple[OrderKey, str]]]:
-        """Lines whose every skill name ``skills`` holds."""
-        for key in self.no_skill:
-            yield self.lines[key]
-        for skill in skills:
-            for key in self.by_skill.get(skill, ()):
-                if all(name in skills for name in key[1]):
-                    yield self.lines[key]
+    def _group(self, key: LineKey, *, create: bool) -> dict[LineKey, Line]:
+        if key.names:
+            filed = (key.names[0], key.language)
+            if create:
+                return self.by_skill.setdefault(filed, {})
+            return self.by_skill[filed]
+        if create:
+            return self.no_skill.setdefault(key.language, {})
+        return self.no_skill[key.language]
+
+    def _drop_group(self, key: LineKey) -> None:
+        if key.names:
+            del self.by_skill[(key.names[0], key.language)]
+        else:
+            del self.no_skill[key.language]
+
+    def filed_for(
+        self, skills: Mapping[str, int], languages: frozenset[str]
+    ) -> Iterator[dict[LineKey, Line]]:
+        """The groups of lines that may hold calls for an agent with ``skills``
+        and ``languages`` (a line with several skill names is filed under its
+        first: the others are still to be checked)."""
+        by_skill = self.by_skill
+        for language in languages:
+            if self.no_skill:
+                filed = self.no_skill.get(language)
+                if filed:
+                    yield filed
+            for skill in skills:
+                filed = by_skill.get((skill, language))
+                if filed:
+                    yield filed
 
 
-def _bisect(line: list[tuple[OrderKey, str]], entry: tuple[OrderKey, str]) -> int:
+def _bisect(line: Line, entry: tuple[OrderKey, str]) -> int:
     lo, hi = 0, len(line)
     while lo < hi:
         mid = (lo + hi) // 2
@@ -300,7 +361,7 @@ def _bisect(line: list[tuple[OrderKey, str]], entry: tuple[OrderKey, str]) -> in
     return lo
 
 
-def _insort(line: list[tuple[OrderKey, str]], entry: tuple[OrderKey, str]) -> None:
+def _insort(line: Line, entry: tuple[OrderKey, str]) -> None:
     # New calls almost always go last (latest enqueue time): check that first.
     if not line or line[-1] < entry:
         line.append(entry)
@@ -322,26 +383,66 @@ def best_call_for(
     queues: Mapping[str, QueueRules],
     requirement_of: Callable[[LiveInteraction, float], Requirement],
 ) -> CallChoice | None:
-    """The waiting call a freed ``agent`` should take (highest score)."""
+    """The waiting call a freed ``agent`` should take (highest score).
+
+    This is the hot path of a busy centre (every agent freed runs it), so
+    it is written flat: line-wide conditions (skill names, language,
+    channel room) are checked once per line, and per call only what can
+    differ within a line (wait-dependent levels, extended overflow, a
+    schedule or a named agent), with the call's requirement cached.
+    """
+    profile = agent.profile
+    skills = profile.skills
+    languages = profile.languages
+    agent_id = agent.agent_id
+    extended_ok = not profile.extended or agent.under_cap()
+    room: dict[str, bool] = {}
     best: LiveInteraction | None = None
     best_key = (0.0, 0)
     lines = 0
-    for line in waiting.lines_for(agent.profile.skills):
-        lines += 1
-        # Service order within a line is score order (one queue, one
-        # threshold): the first call this agent may take is the line's best.
-        for _order, interaction_id in line:
-            call = calls[interaction_id]
-            if not eligible(agent, call, requirement_of(call, at), at):
+    for filed in waiting.filed_for(skills, languages):
+        for key, line in filed.items():
+            if len(key.names) > 1 and not all(name in skills for name in key.names):
                 continue
-            score = (
-                call.request.priority * PRIORITY_WEIGHT
-                + (at - call.enqueued_at) / queues[call.queue].sl_threshold
-            )
-            key = (-score, call.sequence)
-            if best is None or key < best_key:
-                best, best_key = call, key
-            break
+            fits_channel = room.get(key.channel)
+            if fits_channel is None:
+                fits_channel = room[key.channel] = agent.has_room(key.channel)
+            if not fits_channel:
+                continue
+            lines += 1
+            # Service order within a line is score order (one queue, one
+            # threshold): the first call this agent may take is the line's best.
+            i, size = 0, len(line)
+            while i < size:
+                order, interaction_id = line[i]
+                call = calls[interaction_id]
+                req = call.req_cache
+                if req is None or not call.req_from <= at < call.req_until:
+                    req = requirement_of(call, at)
+                own = call.not_before is not None or call.request.agent_id is not None
+                fits = (not own or _own_ok(call, agent_id, at)) and (
+                    extended_ok if req.extended else not profile.extended
+                )
+                if fits:
+                    for skill, level in req.skills.items():
+                        if skills.get(skill, 0) < level:
+                            fits = False
+                            break
+                if fits:
+                    score = (
+                        call.request.priority * PRIORITY_WEIGHT
+                        + (at - call.enqueued_at) / queues[call.queue].sl_threshold
+                    )
+                    candidate = (-score, call.sequence)
+                    if best is None or candidate < best_key:
+                        best, best_key = call, candidate
+                    break
+                if own:
+                    i += 1  # a restriction of its own: the next call may do
+                else:
+                    # Later calls of the same priority waited less, so they
+                    # are no more relaxed than this one: next priority block.
+                    i = _bisect(line, ((order[0], math.inf, 0), ""))
     if best is None:
         return None
     rules = queues[best.queue]
