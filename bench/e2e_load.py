@@ -14,6 +14,7 @@ plus calls lost (entered, never rang an agent), channels left over, and this
 process's CPU (it runs the daemon in "ours" mode).
 
     .venv/bin/python bench/e2e_load.py [--cps 4] [--seconds 30] [--agents 16] [--talk 3.5]
+    .venv/bin/python bench/e2e_load.py --cps 30 --seconds 60 --agents 320 --talk 9.5 --no-audio
 """
 
 from __future__ import annotations
@@ -82,18 +83,25 @@ def free_to_ring(timeline: Timeline) -> list[float]:
 
 
 @contextlib.asynccontextmanager
-async def sandbox() -> AsyncIterator[tuple[AsteriskSandbox, AsteriskPorts, int, str]]:
+async def sandbox(
+    phones_needed: int,
+) -> AsyncIterator[tuple[AsteriskSandbox, AsteriskPorts, int, str]]:
     phones = free_udp_port()
     ports = AsteriskPorts(
         sip=free_udp_port(),
         ami=free_port(),
-        rtp_start=24000,
-        rtp_end=24999,
+        rtp_start=20000,
+        rtp_end=29999,
         agi=free_port(),
         trunk=free_udp_port(),
         phones_contact=f"127.0.0.1:{phones}",
     )
-    box = AsteriskSandbox(f"bench-{os.getpid()}", ports=ports, recordings=Path(tempfile.mkdtemp()))
+    box = AsteriskSandbox(
+        f"bench-{os.getpid()}",
+        ports=ports,
+        recordings=Path(tempfile.mkdtemp()),
+        load_phones=phones_needed,
+    )
     creds = box.start()
     try:
         yield box, ports, phones, creds.secret
@@ -111,7 +119,7 @@ def site_file(agents: int) -> Path:
         "agents:",
     ]
     lines += [
-        f"  a{i}: {{name: Agent {i}, endpoint: agent{i}, skills: {{support: 5}}}}"
+        f"  a{i}: {{name: Agent {i}, endpoint: load{i}, skills: {{support: 5}}}}"
         for i in range(1, agents + 1)
     ]
     path = Path(tempfile.mkdtemp()) / "site.yaml"
@@ -120,7 +128,7 @@ def site_file(agents: int) -> Path:
 
 
 async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
-    async with sandbox() as (box, ports, phones, secret):
+    async with sandbox(args.agents) as (box, ports, phones, secret):
         timeline = Timeline()
         clock = time.monotonic
         daemon: Daemon | None = None
@@ -130,7 +138,7 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
             now = clock()
             if isinstance(item, Newchannel):
                 name = item.snapshot.channel
-                if name.startswith("PJSIP/agent"):
+                if name.startswith("PJSIP/load"):
                     timeline.agent_rings[endpoint_of(name)].append(now)
                     timeline.leg_seen[item.uniqueid] = now
             elif isinstance(item, QueueCallerJoin):
@@ -141,7 +149,7 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
                     timeline.rang[caller] = now
             elif (
                 isinstance(item, Hangup)
-                and item.snapshot.channel.startswith("PJSIP/agent")
+                and item.snapshot.channel.startswith("PJSIP/load")
                 and item.snapshot.state_desc == "Up"
             ):
                 timeline.agent_ends[endpoint_of(item.snapshot.channel)].append(now)
@@ -168,7 +176,7 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
         else:
             for i in range(1, args.agents + 1):
                 await client.send(
-                    "QueueAdd", {"Queue": "appqueue-compare", "Interface": f"PJSIP/agent{i}"}
+                    "QueueAdd", {"Queue": "appqueue-compare", "Interface": f"PJSIP/load{i}"}
                 )
         total = int(args.cps * args.seconds)
         usage_before = resource.getrusage(resource.RUSAGE_SELF)
@@ -259,4 +267,7 @@ if __name__ == "__main__":
     cli.add_argument("--agents", type=int, default=16)
     cli.add_argument("--talk", type=float, default=3.5)
     cli.add_argument("--no-compare", dest="compare", action="store_false")
+    cli.add_argument(
+        "--no-audio", dest="audio", action="store_false", help="agents send no RTP (big runs)"
+    )
     asyncio.run(main(cli.parse_args()))

@@ -157,7 +157,7 @@ class CallPath:
         self._timer: asyncio.Task[None] | None = None
         self._actions: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
-        self.history: deque[CallRecord] = deque(maxlen=1000)
+        self.history: deque[CallRecord] = deque(maxlen=10_000)
         self.on_finished = on_finished
         self.on_callback: Callable[[CallbackRow], None] | None = None
         self.on_records: Callable[[DecisionRow | AgentStateRow], None] | None = None
