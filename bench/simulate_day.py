@@ -12,9 +12,9 @@ Last line: RESULT sim_day_seconds=<s>
 from __future__ import annotations
 
 import argparse
-import importlib
 import time
 
+from callcenter.wfm.acd_port import AcdDispatcher
 from callcenter.wfm.dispatch import Dispatcher, FifoDispatcher
 from callcenter.wfm.distributions import Constant, Exponential, LogNormal, Uniform
 from callcenter.wfm.report import build_report, format_report
@@ -111,16 +111,8 @@ def main() -> None:
     parser.add_argument("--dispatcher", choices=("acd", "fifo"), default="acd")
     args = parser.parse_args()
     scenario = build_scenario(args.seed, args.scale)
-    dispatcher: Dispatcher
+    dispatcher: Dispatcher = AcdDispatcher() if args.dispatcher == "acd" else FifoDispatcher()
     name = args.dispatcher
-    if name == "acd":
-        try:
-            dispatcher = importlib.import_module("callcenter.wfm.acd_port").AcdDispatcher()
-        except ImportError as exc:
-            print(f"ACD core not available ({exc}); using the FIFO reference dispatcher")
-            name, dispatcher = "fifo", FifoDispatcher()
-    else:
-        dispatcher = FifoDispatcher()
     started = time.perf_counter()
     result = simulate(scenario, dispatcher)
     elapsed = time.perf_counter() - started

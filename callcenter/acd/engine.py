@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -79,11 +80,7 @@ class Engine:
         simulation that never persists); :attr:`audit` is kept either way."""
         self.queues: dict[str, QueueRules] = {q.name: q for q in queues}
         for rules in self.queues.values():
-            for step in rules.relaxations:
-                if step.overflow_to is not None and step.overflow_to not in self.queues:
-                    raise ConfigError(
-                        f"queue {rules.name}: overflow to unknown queue {step.overflow_to!r}"
-                    )
+            self._check_overflow(rules)
         self.callbacks = callbacks or CallbackPolicy()
         self.agents: dict[str, LiveAgent] = {}
         self.interactions: dict[str, LiveInteraction] = {}
@@ -104,6 +101,20 @@ class Engine:
         self._offers = itertools.count()
         # Timers: (deadline, kind, key); stale entries are skipped on pop.
         self._timers: list[tuple[float, str, str]] = []
+
+    def add_queue(self, rules: QueueRules) -> None:
+        if rules.name in self.queues:
+            raise ConfigError(f"queue {rules.name}: defined twice")
+        self._check_overflow(rules, extra=rules.name)
+        self.queues[rules.name] = rules
+        self.stats[rules.name] = QueueStats()
+        self._handle_times[rules.name] = HandleTimes(rules.default_handle_time)
+
+    def _check_overflow(self, rules: QueueRules, extra: str = "") -> None:
+        for step in rules.relaxations:
+            target = step.overflow_to
+            if target is not None and target not in self.queues and target != extra:
+                raise ConfigError(f"queue {rules.name}: overflow to unknown queue {target!r}")
 
     # -------------------------------------------------------------- agents
     def agent_login(self, at: float, profile: AgentProfile) -> list[OfferDecision]:
@@ -539,7 +550,8 @@ class Engine:
 
     def _start_wrapup(self, at: float, agent: LiveAgent, rules: QueueRules) -> None:
         agent.wrapup_until = at + rules.wrapup
-        heapq.heappush(self._timers, (agent.wrapup_until, "wrapup", agent.agent_id))
+        if agent.wrapup_until != math.inf:  # inf: ended by wrapup_ended() only
+            heapq.heappush(self._timers, (agent.wrapup_until, "wrapup", agent.agent_id))
 
     def _end_wrapup(self, at: float, agent: LiveAgent) -> list[OfferDecision]:
         if agent.pending_pause is not None:

@@ -51,6 +51,7 @@ class QueueRules:
     sl_threshold: float = 20.0
     """Seconds: the T of "X % answered within T"; the next-call score divides by it."""
     wrapup: float = 10.0
+    """Seconds; ``math.inf``: wrap-up ends only when the caller says so."""
     policy: Policy = Policy.LONGEST_IDLE
     relaxations: tuple[Relaxation, ...] = ()
     default_handle_time: float = 180.0

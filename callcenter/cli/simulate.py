@@ -17,27 +17,22 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from callcenter.errors import ConfigError
+from callcenter.wfm.acd_port import AcdDispatcher
 from callcenter.wfm.dispatch import Dispatcher, FifoDispatcher
 from callcenter.wfm.distributions import Constant, Distribution, parse_distribution
 from callcenter.wfm.report import build_report, format_report
 from callcenter.wfm.scenario import AgentGroup, QueueSpec, Scenario, scenario_from_text
 from callcenter.wfm.simulator import simulate
 
-
-def _dispatcher_factories() -> dict[str, Callable[[], Dispatcher]]:
-    factories: dict[str, Callable[[], Dispatcher]] = {"fifo": FifoDispatcher}
-    try:
-        port = importlib.import_module("callcenter.wfm.acd_port")
-    except ImportError:  # the ACD core is not available
-        return factories
-    factories["acd"] = port.AcdDispatcher
-    return factories
+DISPATCHERS: dict[str, Callable[[], Dispatcher]] = {"acd": AcdDispatcher, "fifo": FifoDispatcher}
+"""``acd``: the real ACD core (the default); ``fifo``: the reference
+(longest-idle agent, oldest call first, skills as plain sets), the way
+Asterisk's app_queue with one queue per skill behaves."""
 
 
 def _distribution(text: str) -> Distribution:
@@ -62,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--dispatcher",
         choices=("acd", "fifo"),
-        help="routing: the ACD core (default when available) or the FIFO reference",
+        help="routing: the ACD core (default) or the FIFO reference (app_queue-like)",
     )
     parser.add_argument(
         "--progress",
@@ -148,10 +143,7 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
 
 def run(args: argparse.Namespace) -> int:
     scenario = scenario_from_args(args)
-    factories = _dispatcher_factories()
-    name = args.dispatcher or ("acd" if "acd" in factories else "fifo")
-    if name not in factories:
-        raise ConfigError("the ACD core (callcenter.acd) is not available: use --dispatcher fifo")
+    name = args.dispatcher or "acd"
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     bar = None
     if show:
@@ -164,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
             bar.update(round(fraction * 100) - bar.n)
 
     try:
-        result = simulate(scenario, factories[name](), on_progress=progress)
+        result = simulate(scenario, DISPATCHERS[name](), on_progress=progress)
     finally:
         if bar is not None:
             bar.close()

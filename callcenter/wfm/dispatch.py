@@ -32,7 +32,9 @@ class OfferCall:
 class Dispatcher(Protocol):
     """The ACD as seen by the simulator. Every method returns the offers to make."""
 
-    def add_queue(self, queue: int, name: str, skill: str) -> None: ...
+    def add_queue(self, queue: int, name: str, skill: str, target_time: float = 20.0) -> None:
+        """``target_time``: the queue's service-level threshold (seconds)."""
+        ...
 
     def login(self, at: float, agent: int, skills: Mapping[str, int]) -> Sequence[OfferCall]: ...
 
@@ -79,7 +81,7 @@ class FifoDispatcher:
         self._ringing: dict[int, int] = {}  # call -> agent
         self._talking: dict[int, int] = {}  # call -> agent
 
-    def add_queue(self, queue: int, name: str, skill: str) -> None:
+    def add_queue(self, queue: int, name: str, skill: str, target_time: float = 20.0) -> None:
         self._queue_skill[queue] = skill
         self._waiting[queue] = deque()
 

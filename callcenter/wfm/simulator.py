@@ -130,7 +130,7 @@ def simulate(
     stop_at = day_end + scenario.drain
     warmup = scenario.warmup
     for index, spec in enumerate(queues):
-        acd.add_queue(index, spec.name, spec.skill)
+        acd.add_queue(index, spec.name, spec.skill, spec.target_time)
 
     # one stream per purpose and queue/group: changing one part of a scenario
     # does not shift the random numbers of the others
