@@ -398,6 +398,8 @@ class Engine:
                 offers += self._end_wrapup(at, self.agents[key])
                 continue
             call = self.interactions[key]
+            if kind != "ring" and not call.waiting:
+                continue  # ringing: if it comes back, it is served as it is then
             if kind == "ring":
                 assert call.offered_to is not None
                 offers += self.offer_failed(at, key, call.offered_to, "ring timeout")
@@ -429,9 +431,11 @@ class Engine:
                 and timeout is not None
                 and call.offered_at + timeout == deadline
             )
+        # A ringing call may come back (RONA): its future steps must survive
+        # (tick() skips them while it is not waiting).
         if kind == "expire":
-            return call.waiting and call.not_after == deadline
-        return call.waiting
+            return call.answered_by is None and call.not_after == deadline
+        return call.answered_by is None
 
     # ---------------------------------------------------------- estimates
     def position(self, interaction_id: str) -> int:
@@ -466,6 +470,9 @@ class Engine:
 
     def _serve_call(self, at: float, call: LiveInteraction) -> list[OfferDecision]:
         if not call.waiting:
+            return []
+        if call.not_after is not None and at >= call.not_after:
+            self._expire(at, call)  # back from RONA after its window closed
             return []
         req = self._req(call, at)
         if req.overflow_to is not None and req.overflow_to != call.queue:
