@@ -29,8 +29,9 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from callcenter.stats.model import AGENT_STATES
 from callcenter.stats.realtime import Histogram, RealtimeSnapshot, RealtimeStats
@@ -252,14 +253,46 @@ class StatsCollector(Collector):
         )
 
 
+# prometheus_client's value formatting (Go's float syntax: +Inf, NaN, 1e+06),
+# typed for mypy.
+_go_float: Callable[[float], str] = floatToGoString
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    """What ``generate_latest`` writes, for families with valid legacy names.
+
+    ``generate_latest`` re-validates and escapes every label name of every
+    sample: two thirds of a scrape at 50 queues. Our names are fixed and
+    valid, so only label values need escaping (tested equal to
+    ``generate_latest`` output).
+    """
+    out: list[str] = []
+    for metric in registry.collect():
+        name = f"{metric.name}_total" if metric.type == "counter" else metric.name
+        doc = metric.documentation.replace("\\", "\\\\").replace("\n", "\\n")
+        out.append(f"# HELP {name} {doc}\n# TYPE {name} {metric.type}\n")
+        for sample in metric.samples:
+            value = _go_float(sample.value)
+            if sample.labels:
+                labels = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(sample.labels.items()))
+                out.append(f"{sample.name}{{{labels}}} {value}\n")
+            else:
+                out.append(f"{sample.name} {value}\n")
+    return "".join(out).encode()
+
+
 class MetricsExporter:
     def __init__(self, stats: RealtimeStats, health: HealthProbe | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(StatsCollector(stats, health))
 
     def render(self) -> bytes:
-        """The exposition text of one scrape."""
-        return generate_latest(self.registry)
+        """The exposition text of one scrape (text format 0.0.4)."""
+        return exposition(self.registry)
 
     async def handle(self, _request: web.Request) -> web.Response:
         return web.Response(body=self.render(), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})

@@ -21,8 +21,19 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from callcenter.errors import ConfigError
-from callcenter.stats.kpis import Accumulator, AgentTime, Counts, Dimension, dimension_key
+from callcenter.stats.kpis import (
+    FACT_FIELDS,
+    MAX_WAIT,
+    AgentTime,
+    Counts,
+    Dimension,
+    counts_of,
+    facts,
+)
 from callcenter.stats.model import (
     ON_CALL,
     PAUSED,
@@ -73,6 +84,55 @@ def _span_keys(span: AgentSpan, dimensions: Sequence[Dimension]) -> list[tuple[D
     return keys
 
 
+def _keys(records: Sequence[InteractionRecord], dimension: Dimension) -> list[str | None]:
+    # dimension_key() inlined: a function call per record and dimension
+    # was most of the cost.
+    if dimension is Dimension.QUEUE:
+        return [r.queue for r in records]
+    if dimension is Dimension.SKILL:
+        return [r.skill or None for r in records]
+    if dimension is Dimension.AGENT:
+        return [r.agent_id for r in records]
+    if dimension is Dimension.TEAM:
+        return [(r.team or None) if r.agent_id is not None else None for r in records]
+    assert dimension is Dimension.AGENT_KIND
+    return [
+        ("extended" if r.extended else "regular") if r.agent_id is not None else None
+        for r in records
+    ]
+
+
+def _sum_groups(
+    table: npt.NDArray[np.float64],
+    slots: npt.NDArray[np.int64],
+    keys: list[str | None],
+    dimension: Dimension,
+    size: int,
+) -> dict[tuple[float, Dimension, str], Counts]:
+    codes: dict[str | None, int] = {}
+    key_ids = np.asarray([codes.setdefault(k, len(codes)) for k in keys], dtype=np.int64)
+    names = list(codes)
+    keep = key_ids != codes.get(None, -1)
+    combined = (slots[keep] - slots.min()) * len(names) + key_ids[keep]
+    groups, ids = np.unique(combined, return_inverse=True)
+    rows = table[keep]
+    sums = np.empty((len(groups), len(FACT_FIELDS)), dtype=np.float64)
+    for column in range(len(FACT_FIELDS)):
+        if column == MAX_WAIT:
+            sums[:, column] = 0.0
+            np.maximum.at(sums[:, column], ids, rows[:, column])
+        else:
+            sums[:, column] = np.bincount(ids, weights=rows[:, column], minlength=len(groups))
+    base = int(slots.min())
+    result: dict[tuple[float, Dimension, str], Counts] = {}
+    for group, values in zip(groups.tolist(), sums.tolist(), strict=True):
+        slot, key_id = divmod(group, len(names))
+        name = names[key_id]
+        assert name is not None
+        result[(float((base + slot) * size), dimension, name)] = counts_of(values)
+    return result
+
+
 def aggregate_intervals(
     records: Iterable[InteractionRecord],
     spans: Iterable[AgentSpan],
@@ -93,20 +153,16 @@ def aggregate_intervals(
     if end < start:
         raise ConfigError(f"period [{start}, {end}) ends before it starts")
 
-    counts: dict[tuple[float, Dimension, str], Accumulator] = {}
-    for record in records:
-        offered = record.offered_at
-        if not start <= offered < end:
-            continue
-        slot = math.floor(offered / size) * size
+    # Python touches each record once for its facts and once per dimension
+    # for its key; numpy does the grouping and the sums (a million records
+    # in seconds, where a per-group accumulator took three times longer).
+    chosen = [r for r in records if start <= r.offered_at < end]
+    counts: dict[tuple[float, Dimension, str], Counts] = {}
+    if chosen:
+        table = np.asarray([facts(r, config) for r in chosen], dtype=np.float64)
+        slots = np.floor(np.asarray([r.offered_at for r in chosen]) / size).astype(np.int64)
         for dimension in dimensions:
-            key = dimension_key(record, dimension)
-            if key is None:
-                continue
-            acc = counts.get((slot, dimension, key))
-            if acc is None:
-                acc = counts[(slot, dimension, key)] = Accumulator()
-            acc.add(record, config)
+            counts.update(_sum_groups(table, slots, _keys(chosen, dimension), dimension, size))
 
     agent_dimensions = [d for d in dimensions if d in _AGENT_DIMENSIONS]
     times: dict[tuple[float, Dimension, str], list[float]] = defaultdict(lambda: [0.0] * 5)
@@ -129,14 +185,13 @@ def aggregate_intervals(
 
     rows: list[IntervalRow] = []
     for row_key in sorted(counts.keys() | times.keys()):
-        acc = counts.get(row_key)
         values = times.get(row_key)
         rows.append(
             IntervalRow(
                 row_key[0],
                 row_key[1],
                 row_key[2],
-                acc.freeze() if acc is not None else Counts(),
+                counts.get(row_key, Counts()),
                 AgentTime(*values) if values is not None else AgentTime(),
             )
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from enum import StrEnum
 
@@ -140,72 +140,97 @@ def abandon_rate(c: Counts) -> float | None:
     return _ratio(c.abandoned, c.offered - c.short_abandoned)
 
 
-class Accumulator:
-    """Mutable running :class:`Counts` (aggregating a million records through
-    frozen additions would allocate a million objects)."""
+FACT_FIELDS: tuple[str, ...] = (
+    "offered",
+    "answered",
+    "answered_in_sl",
+    "abandoned",
+    "abandoned_in_sl",
+    "short_abandoned",
+    "callbacks",
+    "transferred",
+    "handled",
+    "wait_answered",
+    "wait_abandoned",
+    "max_wait",
+    "talk",
+    "hold",
+    "wrap",
+)
+"""The :class:`Counts` fields, in the order :func:`facts` gives them."""
+MAX_WAIT = FACT_FIELDS.index("max_wait")
+"""The one fact that combines by max, not by sum."""
 
-    __slots__ = (
-        "abandoned",
-        "abandoned_in_sl",
-        "answered",
-        "answered_in_sl",
-        "callbacks",
-        "handled",
-        "hold",
-        "max_wait",
-        "offered",
-        "short_abandoned",
-        "talk",
-        "transferred",
-        "wait_abandoned",
-        "wait_answered",
-        "wrap",
-    )
+
+def facts(record: InteractionRecord, config: StatsConfig) -> tuple[float, ...]:
+    """What one record contributes to each :class:`Counts` field: the KPI
+    definitions live here and only here."""
+    outcome = record.outcome
+    if outcome is Outcome.ANSWERED:
+        assert record.answered_at is not None
+        wait = record.answered_at - record.offered_at
+        # "Within T" includes T itself, as app_queue compares waited <= servicelevel.
+        in_sl = 1 if wait <= config.threshold(record.queue) else 0
+        transferred = 1 if record.transferred else 0
+        if record.ended_at is None:
+            return (1, 1, in_sl, 0, 0, 0, 0, transferred, 0, wait, 0.0, wait, 0.0, 0.0, 0.0)
+        return (
+            1,
+            1,
+            in_sl,
+            0,
+            0,
+            0,
+            0,
+            transferred,
+            1,
+            wait,
+            0.0,
+            wait,
+            record.talk,
+            record.hold_seconds,
+            record.wrap,
+        )
+    if outcome is Outcome.ABANDONED:
+        assert record.left_at is not None
+        wait = record.left_at - record.offered_at
+        if wait < config.short_abandon:
+            return (1, 0, 0, 0, 0, 1, 0, 0, 0, 0.0, 0.0, wait, 0.0, 0.0, 0.0)
+        in_sl = 1 if wait <= config.threshold(record.queue) else 0
+        return (1, 0, 0, 1, in_sl, 0, 0, 0, 0, 0.0, wait, wait, 0.0, 0.0, 0.0)
+    if outcome is Outcome.CALLBACK:
+        assert record.left_at is not None
+        wait = record.left_at - record.offered_at
+        return (1, 0, 0, 0, 0, 0, 1, 0, 0, 0.0, 0.0, wait, 0.0, 0.0, 0.0)
+    return (1, 0, 0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+def counts_of(values: Sequence[float]) -> Counts:
+    """Counts from combined facts (in :data:`FACT_FIELDS` order)."""
+    # Counts are sums of 0s and 1s: exact in a float up to 2**53.
+    n = [int(v) for v in values[:9]]
+    return Counts(n[0], n[1], n[2], n[3], n[4], n[5], n[6], n[7], n[8], *values[9:])
+
+
+class Accumulator:
+    """Running :class:`Counts` of a group of records."""
+
+    __slots__ = ("_values",)
 
     def __init__(self) -> None:
-        self.offered = self.answered = self.answered_in_sl = 0
-        self.abandoned = self.abandoned_in_sl = self.short_abandoned = 0
-        self.callbacks = self.transferred = self.handled = 0
-        self.wait_answered = self.wait_abandoned = self.max_wait = 0.0
-        self.talk = self.hold = self.wrap = 0.0
+        self._values = [0.0] * len(FACT_FIELDS)
 
     def add(self, record: InteractionRecord, config: StatsConfig) -> None:
-        self.offered += 1
-        outcome = record.outcome
-        if outcome is Outcome.ANSWERED:
-            assert record.answered_at is not None
-            wait = record.answered_at - record.offered_at
-            self.answered += 1
-            # "Within T" includes T itself, as app_queue compares waited <= servicelevel.
-            if wait <= config.threshold(record.queue):
-                self.answered_in_sl += 1
-            self.wait_answered += wait
-            self.max_wait = max(self.max_wait, wait)
-            if record.transferred:
-                self.transferred += 1
-            if record.ended_at is not None:
-                self.handled += 1
-                self.talk += record.talk
-                self.hold += record.hold_seconds
-                self.wrap += record.wrap
-        elif outcome is Outcome.ABANDONED:
-            assert record.left_at is not None
-            wait = record.left_at - record.offered_at
-            self.max_wait = max(self.max_wait, wait)
-            if wait < config.short_abandon:
-                self.short_abandoned += 1
+        values = self._values
+        for i, value in enumerate(facts(record, config)):
+            if i == MAX_WAIT:
+                if value > values[i]:
+                    values[i] = value
             else:
-                self.abandoned += 1
-                self.wait_abandoned += wait
-                if wait <= config.threshold(record.queue):
-                    self.abandoned_in_sl += 1
-        elif outcome is Outcome.CALLBACK:
-            assert record.left_at is not None
-            self.callbacks += 1
-            self.max_wait = max(self.max_wait, record.left_at - record.offered_at)
+                values[i] += value
 
     def freeze(self) -> Counts:
-        return Counts(**{name: getattr(self, name) for name in self.__slots__})
+        return counts_of(self._values)
 
 
 def summarize(records: Iterable[InteractionRecord], config: StatsConfig) -> Counts:

@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client.exposition import generate_latest
 
 from callcenter.adapters.http import HttpServer
 from callcenter.adapters.metrics import DaemonHealth, MetricsExporter, metrics_routes
@@ -170,8 +171,11 @@ async def test_metrics_endpoint_names_and_bounded_labels() -> None:
     clock = ManualClock(start=0.0)
     stats = RealtimeStats(CONFIG, clock)
     feed(stats, clock, 0)
+    exporter = MetricsExporter(stats, lambda: DaemonHealth(False, 1.5, 0, 7))
+    # The fast writer gives exactly what prometheus_client's own would.
+    assert exporter.render() == generate_latest(exporter.registry)
     http = HttpServer("127.0.0.1", 0, lambda: {"ok": True})
-    http.app.router.add_routes(metrics_routes(MetricsExporter(stats)))
+    http.app.router.add_routes(metrics_routes(exporter))
     await http.start()
     try:
         async with (

@@ -16,6 +16,7 @@ from callcenter.stats import (
     Outcome,
     StatsConfig,
     aggregate_intervals,
+    dimension_key,
     interval_of,
     summarize,
 )
@@ -172,3 +173,24 @@ def test_the_period_must_be_aligned() -> None:
         aggregate_intervals([], [], CONFIG, B + 1, B + 900)
     with pytest.raises(ConfigError, match="before"):
         aggregate_intervals([], [], CONFIG, B + 900, B)
+
+
+def test_every_interval_row_equals_the_summary_of_its_calls() -> None:
+    records = sample(400, seed=11)
+    rows = aggregate_intervals(records, [], CONFIG, B - 900, B + 4500)
+    assert rows
+    for row in rows:
+        mine = [
+            r
+            for r in records
+            if interval_of(r.offered_at) == row.interval_start
+            and dimension_key(r, row.dimension) == row.key
+        ]
+        expected = summarize(mine, CONFIG)
+        assert row.counts.offered == expected.offered
+        for name in ("answered", "answered_in_sl", "abandoned", "abandoned_in_sl"):
+            assert getattr(row.counts, name) == getattr(expected, name)
+        for name in ("short_abandoned", "callbacks", "transferred", "handled", "max_wait"):
+            assert getattr(row.counts, name) == getattr(expected, name)
+        for name in ("wait_answered", "wait_abandoned", "talk", "hold", "wrap"):
+            assert getattr(row.counts, name) == pytest.approx(getattr(expected, name))
