@@ -441,7 +441,7 @@ class Engine:
     def position(self, interaction_id: str) -> int:
         call = self._interaction(interaction_id)
         if interaction_id not in self._waiting:
-            raise RoutingError(f"interaction {interaction_id!r} is not waiting")
+            return 1  # ringing or talking: it is at the head (announcements may ask)
         return self._waiting.position(call.queue, interaction_id)
 
     def expected_wait(self, at: float, interaction_id: str) -> float | None:
