@@ -2,8 +2,9 @@
 
 Pure: time comes from the events and from the injected clock (for "how long
 has the oldest caller waited now" and the sliding windows). Every counter
-is updated when its event arrives, so a read (a scrape) only copies counts:
-its cost grows with queues and skills, not with agents or calls.
+is updated when its event arrives, so a read (a scrape) mostly copies
+counts: its cost grows with queues and skills, not with agents; only the
+sliding-window service levels walk the answers and abandons of the last hour.
 
 A statistics core must never break a call: an event that does not fit (an
 unknown interaction, a duplicate) is counted in ``ignored_events`` and
