@@ -16,6 +16,7 @@ from callcenter.acd import Engine, QueueRules
 from callcenter.adapters.ami import AmiClient, Connected, Disconnected, Resync, StreamItem
 from callcenter.adapters.fastagi import AgiSession, FastAgiServer
 from callcenter.adapters.http import HttpServer
+from callcenter.adapters.metrics import DaemonHealth, MetricsExporter, metrics_routes
 from callcenter.adapters.recordings import Processed, RecordingWorker
 from callcenter.adapters.rest_agents import agent_routes
 from callcenter.adapters.telephony import Telephony, TelephonyConfig
@@ -40,6 +41,8 @@ from callcenter.ivr.messages import (
 )
 from callcenter.ivr.simulate import Fixture, fixture_lookup, load_fixture
 from callcenter.protocol.channels import Change, ChannelTracker
+from callcenter.stats.model import StatsConfig
+from callcenter.stats.realtime import RealtimeStats
 from callcenter.store.db import create_pool, migrate
 from callcenter.store.interactions import (
     InteractionWriter,
@@ -88,6 +91,17 @@ class Daemon:
         )
         self.http = HttpServer(settings.http.host, settings.http.port, self.health)
         self.http.app.add_routes(agent_routes(self.callpath, self.acd))
+        self.stats = RealtimeStats(
+            StatsConfig(
+                queue_sl_thresholds={n: q.sl_threshold for n, q in self.site.queues.items()}
+            ),
+            self.clock,
+        )
+        for name, queue in self.site.queues.items():
+            self.stats.declare_queue(name, [next(iter(queue.skills), "")])
+        self.callpath.on_stats = self.stats.apply
+        self.metrics = MetricsExporter(self.stats, self._metrics_health)
+        self.http.app.add_routes(metrics_routes(self.metrics))
         self.pool: Any = None
         self.writer: InteractionWriter | None = None
         recording = settings.recording
@@ -190,6 +204,17 @@ class Daemon:
             "db_writer_backlog": self.writer.backlog if self.writer else None,
             "recordings_backlog": self.recordings.backlog if self.recordings else None,
         }
+
+    def _metrics_health(self) -> DaemonHealth:
+        last = self.ami.stats.last_event_at
+        return DaemonHealth(
+            ami_connected=self.ami.connected,
+            # Time since the last AMI event was processed: a rough lag figure
+            # (0 when idle is indistinguishable from 0 when current).
+            ami_event_lag_seconds=0.0 if last is None else max(0.0, self.clock.now() - last),
+            fastagi_sessions=self.agi.stats.active,
+            db_writer_backlog=self.writer.backlog if self.writer else 0,
+        )
 
     def _finished(self, record: CallRecord) -> None:
         if self.writer is not None:

@@ -45,6 +45,17 @@ from callcenter.protocol.channels import (
     DialStarted,
     OriginateResult,
 )
+from callcenter.stats.events import (
+    Abandoned,
+    AgentStateChanged,
+    Answered,
+    CallbackRequested,
+    Ended,
+    Offered,
+    StatsEvent,
+    Transferred,
+    WrapUpEnded,
+)
 from callcenter.store.interactions import (
     AgentStateRow,
     CallbackRow,
@@ -162,6 +173,9 @@ class CallPath:
         self.on_callback: Callable[[CallbackRow], None] | None = None
         self.on_records: Callable[[DecisionRow | AgentStateRow], None] | None = None
         self._held_for_restart: set[str] = set()
+        # Real-time statistics (callcenter/stats): fed, never consulted here.
+        self.on_stats: Callable[[StatsEvent], object] | None = None
+        self._wrapping: dict[str, str] = {}  # agent -> interaction in wrap-up
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -247,6 +261,17 @@ class CallPath:
             record.context["ivr"] = dict(qualification.context)
         self.calls[record.interaction_id] = record
         self._by_caller[record.caller_uniqueid] = record.interaction_id
+        self._stat(
+            Offered(
+                now,
+                record.interaction_id,
+                queue_name,
+                skill=next(iter(queue.skills), ""),
+                customer_id=record.caller_number or None,
+                origin=record.origin,
+                enqueued_at=record.arrived_at,
+            )
+        )
         log.info(
             "call.enqueued",
             interaction=record.interaction_id,
@@ -290,6 +315,7 @@ class CallPath:
             raise RoutingError(f"interaction {ticket.interaction_id} is no longer waiting")
         ticket.callback_number = number
         ticket.phase = Phase.CALLBACK
+        self._stat(CallbackRequested(self.clock.now(), ticket.interaction_id))
         self._finish(ticket)
         self._apply(self.acd.interaction_abandoned(self.clock.now(), ticket.interaction_id))
         callback = CallRecord(
@@ -422,6 +448,19 @@ class CallPath:
     def _enqueue_callback(self, record: CallRecord) -> None:
         record.phase = Phase.WAITING
         record.agent_id = record.agent_leg = None
+        if record.interaction_id not in self.calls:
+            queue_skills = self.site.queues[record.queue].skills
+            self._stat(
+                Offered(
+                    self.clock.now(),
+                    record.interaction_id,
+                    record.queue,
+                    skill=next(iter(queue_skills), ""),
+                    customer_id=record.callback_number,
+                    origin=record.origin,
+                    enqueued_at=record.arrived_at,
+                )
+            )
         self.calls[record.interaction_id] = record
         self._persist_callback(record, "pending")
         due = None
@@ -502,6 +541,7 @@ class CallPath:
         if change.status == "ANSWER":
             record.phase = Phase.CONNECTED
             record.answered_at = self.clock.now()
+            self._answered_stat(record, record.answered_at)
             log.info("callback.connected", interaction=record.interaction_id, agent=record.agent_id)
             queue = self.site.queues[record.queue]
             if queue.record:
@@ -528,6 +568,7 @@ class CallPath:
         elif change.success:
             record.phase = Phase.CONNECTED
             record.answered_at = now
+            self._answered_stat(record, now)
             log.info(
                 "call.answered",
                 interaction=record.interaction_id,
@@ -540,6 +581,19 @@ class CallPath:
                 self._spawn_action(self._record(record, queue.separate_legs))
         else:
             self._offer_failed(record, f"originate reason {change.reason}")
+
+    def _answered_stat(self, record: CallRecord, now: float) -> None:
+        assert record.agent_id is not None
+        setup = self.site.agents.get(record.agent_id)
+        self._stat(
+            Answered(
+                now,
+                record.interaction_id,
+                record.agent_id,
+                setup.team if setup else "",
+                setup.extended if setup else False,
+            )
+        )
 
     def _offer_failed(self, record: CallRecord, why: str) -> None:
         assert record.agent_id is not None
@@ -581,6 +635,7 @@ class CallPath:
     def _abandon(self, record: CallRecord, where: str) -> None:
         record.phase = Phase.ABANDONED
         record.abandoned_where = where
+        self._stat(Abandoned(self.clock.now(), record.interaction_id))
         log.info(
             "call.abandoned",
             interaction=record.interaction_id,
@@ -592,6 +647,11 @@ class CallPath:
 
     def _complete(self, record: CallRecord, now: float) -> None:
         record.phase = Phase.COMPLETED
+        if "transfer" in record.context:
+            self._stat(Transferred(now, record.interaction_id))
+        self._stat(Ended(now, record.interaction_id))
+        if record.agent_id is not None:
+            self._wrapping[record.agent_id] = record.interaction_id
         log.info("call.completed", interaction=record.interaction_id, agent=record.agent_id)
         self._finish(record)
         if record.kind == "callback":
@@ -862,8 +922,27 @@ class CallPath:
         self._schedule(decisions)
         self._wake.set()
 
+    def _stat(self, event: StatsEvent) -> None:
+        if self.on_stats is not None:
+            self.on_stats(event)
+
     def _drain_records(self) -> None:
         audit, states = self.acd.take_records()
+        for change in states:
+            setup = self.site.agents.get(change.agent_id)
+            self._stat(
+                AgentStateChanged(
+                    change.since,
+                    change.agent_id,
+                    change.state,
+                    tuple(setup.skills) if setup else (),
+                    setup.team if setup else "",
+                    setup.extended if setup else False,
+                )
+            )
+            if change.state != "wrap_up" and change.agent_id in self._wrapping:
+                ended = self._wrapping.pop(change.agent_id)
+                self._stat(WrapUpEnded(change.since, ended))
         if self.on_records is None or not (audit or states):
             return
         offset = self.clock.wall() - self.clock.now()

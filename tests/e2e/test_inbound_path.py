@@ -795,3 +795,27 @@ async def test_ivr_routes_the_caller_then_the_survey_scores_the_agent(
         assert answer["score"] == 4
         assert answer["agent"] == "a01"
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
+
+
+async def test_metrics_follow_real_calls(asterisk: AsteriskInstance, tmp_path: Path) -> None:
+    async with (
+        daemon(asterisk, tmp_path) as d,
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=200, talk_ms=800),
+    ):
+        d.callpath.agent_login("a01")
+        async with sipp_caller(asterisk.ports.sip, "3901", calls=2, rate=2) as callers:
+            await until(lambda: len(d.callpath.history) == 2, timeout=30, what="2 calls served")
+            assert (await callers.wait(timeout=30)).ok
+        url = f"http://127.0.0.1:{d.http.port}/metrics"
+        async with aiohttp.ClientSession() as http, http.get(url) as reply:
+            assert reply.status == 200
+            text = await reply.text()
+    offered = [
+        line for line in text.splitlines() if line.startswith("callcenter_queue_offered_total")
+    ]
+    answered = [
+        line for line in text.splitlines() if line.startswith("callcenter_queue_answered_total")
+    ]
+    assert any('queue="support"' in line and line.endswith(" 2.0") for line in offered), offered
+    assert any('queue="support"' in line and line.endswith(" 2.0") for line in answered), answered
+    assert "0612345678" not in text  # no caller numbers in labels
