@@ -9,7 +9,8 @@ the adapter boundary and re-raised as one of these, with the original chained
     ├── ConfigError            bad configuration: names the key and what is wrong
     ├── ProtocolError          bytes from a peer that do not follow the protocol
     │   ├── AMIProtocolError
-    │   └── AGIProtocolError
+    │   ├── AGIProtocolError
+    │   └── AudioSocketProtocolError  an AudioSocket frame we cannot accept
     ├── AsteriskError          Asterisk said no, or could not be reached
     │   ├── AMIActionError     an AMI action answered Error
     │   ├── AMIDisconnected    the AMI link dropped; pending actions fail with this
@@ -21,6 +22,8 @@ the adapter boundary and re-raised as one of these, with the original chained
     │   ├── IllegalTransition  a state machine got an event its table does not allow
     │   └── RoutingError       an ACD request that names unknown agents, calls, queues
     ├── ScriptError            an IVR script is invalid (file, line, column, reason)
+    ├── SpeechError            speech recognition failed during a call (the IVR falls back)
+    ├── PromptBuildError       text prompts could not be rendered (espeak-ng / sox missing or failing)
     ├── StoreError             the database failed or refused a write
     └── SandboxError           the local Asterisk/PostgreSQL sandbox could not start
 """
@@ -46,6 +49,10 @@ class AMIProtocolError(ProtocolError):
 
 class AGIProtocolError(ProtocolError):
     """Malformed AGI traffic."""
+
+
+class AudioSocketProtocolError(ProtocolError):
+    """Malformed AudioSocket traffic (unknown frame kind, bad UUID or DTMF payload)."""
 
 
 class AsteriskError(CallCenterError):
@@ -104,6 +111,16 @@ class RoutingError(StateError):
 
 class ScriptError(CallCenterError):
     """An IVR script is invalid: the message gives file, line, column, reason."""
+
+
+class SpeechError(CallCenterError):
+    """Recognition failed on a live call (recogniser error, AudioSocket never
+    connected). A missing model is a :class:`ConfigError` at start-up instead."""
+
+
+class PromptBuildError(CallCenterError):
+    """``callcenter prompts build`` could not render a prompt (espeak-ng or sox
+    missing or failing, prompts directory not writable)."""
 
 
 class StoreError(CallCenterError):
