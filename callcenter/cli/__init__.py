@@ -12,7 +12,7 @@ from callcenter.errors import CallCenterError
 
 # Sub-command modules, in the order shown by --help.
 COMMANDS = ("run", "check_config", "asterisk", "db")
-OPTIONAL_COMMANDS = ("simulate", "wfm", "ivr")
+OPTIONAL_COMMANDS = ("simulate", "wfm", "ivr", "contacts")
 
 
 def build_parser() -> argparse.ArgumentParser:
