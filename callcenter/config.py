@@ -63,6 +63,22 @@ class AgiConfig(BaseModel, extra="forbid"):
 class HttpConfig(BaseModel, extra="forbid"):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # "required": every /api call and CTI socket needs a session (users in
+    # PostgreSQL). "off": everyone is a local admin -- refused unless the
+    # server listens on loopback only.
+    auth: Literal["required", "off"] = "required"
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    # Seconds between CTI heartbeats; a page silent for three is disconnected
+    # (never logged out: it resumes when it wakes).
+    cti_heartbeat: float = Field(default=15.0, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def _auth_off_on_loopback_only(self) -> HttpConfig:
+        if self.auth == "off" and self.host not in ("127.0.0.1", "::1", "localhost"):
+            raise ValueError(
+                f"http.auth = off is allowed only on a loopback address, not {self.host!r}"
+            )
+        return self
 
 
 class DatabaseConfig(BaseModel, extra="forbid"):
@@ -92,6 +108,31 @@ class IvrConfig(BaseModel, extra="forbid"):
     # CRM answers the scripts' lookups from a JSON fixture until the CRM lands.
     scripts_dir: Path = Path("ivr_scripts")
     crm_fixture: Path | None = Path("ivr_scripts/fixtures/crm.json")
+    # Text prompts rendered by `callcenter prompts build` (espeak-ng): where the
+    # build writes them as this host sees the directory (unset: the local
+    # sandbox's sounds directory), and the same directory as Asterisk sees it.
+    prompts_dir: Path | None = None
+    prompts_asterisk_dir: str = "/usr/share/asterisk/sounds/callcenter"
+
+
+class SpeechConfig(BaseModel, extra="forbid"):
+    # Vosk model directory per script language, e.g.
+    # {fr = "/opt/vosk/vosk-model-small-fr-0.22", en = "/opt/vosk/vosk-model-small-en-us-0.15"}.
+    # A script with a speech node in a language without a model stops the
+    # daemon at start-up (never a failure in the middle of a call).
+    models: dict[str, Path] = Field(default_factory=dict)
+    # AudioSocket server the IVR's listen steps connect calls to; `advertise`
+    # is the host:port Asterisk dials (default: host:port as bound).
+    host: str = "127.0.0.1"
+    port: int = Field(default=4574, ge=0, le=65535)
+    advertise: str | None = None
+    # Restrict the recogniser to the node's phrases (Vosk grammar mode).
+    grammar: bool = True
+    # Trailing silence that ends an utterance, and the longest utterance heard.
+    end_silence: float = Field(default=0.6, gt=0, le=5)
+    max_utterance: float = Field(default=15.0, gt=0, le=120)
+    # Threads that run the recogniser off the event loop.
+    workers: int = Field(default=2, ge=1, le=64)
 
 
 class LogConfig(BaseModel, extra="forbid"):
@@ -114,6 +155,7 @@ class Settings(BaseSettings):
     site: SiteConfig = SiteConfig()
     recording: RecordingConfig = RecordingConfig()
     ivr: IvrConfig = IvrConfig()
+    speech: SpeechConfig = SpeechConfig()
     log: LogConfig = LogConfig()
 
     @model_validator(mode="before")

@@ -12,7 +12,7 @@ from callcenter.errors import CallCenterError
 
 # Sub-command modules, in the order shown by --help.
 COMMANDS = ("run", "check_config", "asterisk", "db")
-OPTIONAL_COMMANDS = ("simulate", "wfm", "ivr", "contacts")
+OPTIONAL_COMMANDS = ("simulate", "wfm", "ivr", "prompts", "contacts", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:

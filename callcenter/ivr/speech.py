@@ -11,7 +11,9 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 
-_NON_WORD = re.compile(r"[^a-z0-9]+")
+# Anything but letters and digits of any script separates words: Latin
+# accents are stripped first, Hangul or Arabic words stay words.
+_NON_WORD = re.compile(r"[\W_]+")
 
 
 def _singular(word: str) -> str:
