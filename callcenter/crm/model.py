@@ -30,6 +30,8 @@ def normalize_number(raw: str, country_code: str = DEFAULT_COUNTRY_CODE) -> str 
     value = raw.strip().replace("(0)", "")
     value = _SEPARATORS.sub("", value)
     if value.startswith("+"):
+        if len(value) < 4:
+            return None  # "+", "+3": no number after the international prefix
         value = "00" + value[1:]
     if not value.isascii() or not value.isdigit():
         return None
