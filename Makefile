@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ASTERISK_ROOT ?= $(or $(CALLCENTER_ASTERISK_ROOT),$(HOME)/.cache/callcenter/asterisk-root)
 # Debian packages the project needs on the host (Asterisk itself lives in a
 # Debian sid chroot: bookworm has no asterisk package).
-DEB_PACKAGES := debootstrap sip-tester postgresql prometheus graphviz espeak-ng sox ffmpeg util-linux
+DEB_PACKAGES := debootstrap sip-tester postgresql prometheus graphviz espeak-ng sox ffmpeg util-linux chromium
 
 .PHONY: setup system-packages venv asterisk-root run test test-fast check bench clean
 

@@ -76,6 +76,12 @@ class FastAgiStats:
     unknown_scripts: int = 0
 
 
+def _digit(reply: AgiReply) -> str:
+    """The key that interrupted a playback (its ASCII code in ``result``), or ""."""
+    code = reply.number or 0
+    return chr(code) if code > 0 else ""
+
+
 class AgiSession:
     """One call inside FastAGI. Commands are serialised: one pending at a time."""
 
@@ -183,8 +189,7 @@ class AgiSession:
         except AGICommandFailed as exc:
             self.log.warning("agi.sound_failed", sound=name, error=str(exc))
             return ""
-        number = reply.number or 0
-        return chr(number) if number > 0 else ""
+        return _digit(reply)
 
     async def get_data(self, prompt: str, *, timeout_ms: int, max_digits: int) -> str:
         """Play ``prompt`` and collect up to ``max_digits`` digits (``#`` ends early).
@@ -203,21 +208,17 @@ class AgiSession:
 
     async def wait_for_digit(self, timeout_ms: int) -> str:
         reply = await self.command("WAIT FOR DIGIT", timeout_ms, timeout=timeout_ms / 1000)
-        number = reply.number or 0
-        return chr(number) if number > 0 else ""
+        return _digit(reply)
 
     async def say_digits(self, digits: str, escape_digits: str = "") -> str:
         reply = await self.command("SAY DIGITS", digits, escape_digits)
-        number = reply.number or 0
-        return chr(number) if number > 0 else ""
+        return _digit(reply)
 
     async def say_number(self, number: int, escape_digits: str = "", gender: str = "") -> str:
         parts: list[str | int] = ["SAY NUMBER", number, escape_digits]
         if gender:
             parts.append(gender)
-        reply = await self.command(*parts)
-        value = reply.number or 0
-        return chr(value) if value > 0 else ""
+        return _digit(await self.command(*parts))
 
     async def set_variable(self, name: str, value: str) -> None:
         await self.command("SET VARIABLE", name, value)

@@ -99,7 +99,7 @@ class Telephony:
         """Callback, agent first: ring ``endpoint``; once answered, the
         dialplan (``callcenter-callback``) dials ``number`` on the trunk."""
         _check_token(endpoint, "endpoint")
-        if not number.isdigit() or not 2 <= len(number) <= 20:
+        if not is_phone_number(number):
             raise AsteriskError(f"refusing callback number {number!r}: digits only")
         return await self.ami.originate(
             f"{self.config.technology}/{endpoint}",
@@ -214,7 +214,7 @@ class Telephony:
     ) -> None:
         """Attended transfer, step 1: the caller on hold, the agent's leg
         dials ``number`` (dialplans/callpath.conf, callcenter-consult)."""
-        if not number.isdigit() or not 2 <= len(number) <= 20:
+        if not is_phone_number(number):
             raise AsteriskError(f"refusing consult number {number!r}: digits only")
         await self._setvar(agent_leg, "CC_DIAL_TIMEOUT", str(max(1, round(dial_timeout))))
         await self._setvar(agent_leg, "CC_XFER_DONE", "0")
@@ -282,6 +282,11 @@ class Telephony:
 
 # Local channel names carry ";" (Local/x@ctx-0001;1): allowed.
 _FORBIDDEN = frozenset(",|()^\"'\\\r\n\t &$`")
+
+
+def is_phone_number(value: str) -> bool:
+    """Digits only, 2 to 20 of them: what we dial on the trunk (never raw input)."""
+    return value.isdigit() and 2 <= len(value) <= 20
 
 
 def _check_token(value: str, what: str) -> None:

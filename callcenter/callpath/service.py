@@ -30,7 +30,7 @@ from typing import Any
 import structlog
 
 from callcenter.adapters.fastagi import AgiSession
-from callcenter.adapters.telephony import SpyMode, Telephony
+from callcenter.adapters.telephony import SpyMode, Telephony, is_phone_number
 from callcenter.callpath.ports import AcdPort, AgentProfile, InteractionRequest, OfferDecision
 from callcenter.callpath.site import RouteSetup, Site
 from callcenter.clock import Clock
@@ -778,7 +778,7 @@ class CallPath:
             exten = f"a{to_agent}"
         else:
             assert number is not None
-            if not number.isdigit() or not 2 <= len(number) <= 20:
+            if not is_phone_number(number):
                 raise RoutingError(f"not a phone number: {number!r}")
             exten = number
         record.context["transfer"] = {"to_queue": queue, "to_agent": to_agent, "to_number": number}
@@ -804,7 +804,7 @@ class CallPath:
             raise RoutingError("only an inbound caller can be transferred")
         if record.consult is not None:
             raise RoutingError("a consultation is already in progress")
-        if not number.isdigit() or not 2 <= len(number) <= 20:
+        if not is_phone_number(number):
             raise RoutingError(f"not a phone number: {number!r}")
         record.consult = {"number": number, "target": None, "state": "dialing"}
         log.info("call.consult", interaction=record.interaction_id, number=number)
@@ -860,7 +860,7 @@ class CallPath:
         if (number is None) == (agent is None):
             raise RoutingError("conference with exactly one of: a number, an agent")
         if number is not None:
-            if not number.isdigit() or not 2 <= len(number) <= 20:
+            if not is_phone_number(number):
                 raise RoutingError(f"not a phone number: {number!r}")
             destination = f"{number}@trunk"
         else:

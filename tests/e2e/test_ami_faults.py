@@ -21,6 +21,7 @@ from callcenter.protocol.channels import ChannelTracker
 from callcenter.testing.instances import AsteriskInstance
 from callcenter.testing.sipp import sipp_agents
 from callcenter.testing.tcp_proxy import TcpProxy
+from callcenter.testing.waiting import until
 
 pytestmark = pytest.mark.asterisk
 
@@ -53,15 +54,6 @@ async def proxied_client(
     finally:
         await client.stop()
         await proxy.stop()
-
-
-async def until(predicate: object, timeout: float = 10.0) -> None:
-    assert callable(predicate)
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 def agent_channels(asterisk: AsteriskInstance, endpoint: str) -> list[str]:

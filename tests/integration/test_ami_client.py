@@ -18,6 +18,7 @@ from callcenter.adapters.ami import AmiClient, Resync, StreamItem
 from callcenter.config import AmiConfig
 from callcenter.errors import AMIDisconnected, AMIProtocolError, AsteriskError
 from callcenter.testing.ami_server import FakeAmiServer, channel_entry
+from callcenter.testing.waiting import until
 
 
 def make_config(port: int, **overrides: float | int) -> AmiConfig:
@@ -60,15 +61,6 @@ async def server() -> AsyncIterator[FakeAmiServer]:
         await srv.stop()
 
 
-async def wait_for(predicate: object, timeout: float = 5.0) -> None:
-    assert callable(predicate)
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
-
-
 def names(items: list[StreamItem]) -> list[str]:
     return [type(i).__name__ for i in items]
 
@@ -76,7 +68,7 @@ def names(items: list[StreamItem]) -> list[str]:
 async def test_connects_and_delivers_resync_snapshot(server: FakeAmiServer) -> None:
     server.channels = [channel_entry("node1-1.1", "PJSIP/trunk-00000001")]
     async with running(server) as (client, received):
-        await wait_for(lambda: any(isinstance(i, Resync) for i in received))
+        await until(lambda: any(isinstance(i, Resync) for i in received))
         resync = next(i for i in received if isinstance(i, Resync))
         assert [c.uniqueid for c in resync.channels] == ["node1-1.1"]
         kinds = names(received)
@@ -108,11 +100,11 @@ async def test_pending_action_fails_on_disconnect_and_is_never_resent(
                 {"Channel": "PJSIP/agent1", "Async": "true", "Application": "Wait", "Data": "1"},
             )
         )
-        await wait_for(lambda: server.count("Originate") == 1)
+        await until(lambda: server.count("Originate") == 1)
         server.drop()
         with pytest.raises(AMIDisconnected):
             await pending
-        await wait_for(lambda: server.logins == 2)
+        await until(lambda: server.logins == 2)
         await client.wait_connected(5)
         await client.send("Ping")
         assert server.count("Originate") == 1
@@ -126,7 +118,7 @@ async def test_originate_is_idempotent_across_a_cut(server: FakeAmiServer) -> No
         task = asyncio.create_task(
             client.originate("PJSIP/agent1", channel_id="cc-test-1", application="Wait", data="5")
         )
-        await wait_for(lambda: server.count("Originate") == 1)
+        await until(lambda: server.count("Originate") == 1)
         server.channels = [channel_entry("cc-test-1", "PJSIP/agent1-00000001")]
         server.drop()
         assert await asyncio.wait_for(task, 5) == "cc-test-1"
@@ -141,7 +133,7 @@ async def test_originate_is_sent_again_when_asterisk_never_got_it(
         task = asyncio.create_task(
             client.originate("PJSIP/agent1", channel_id="cc-test-2", application="Wait", data="5")
         )
-        await wait_for(lambda: server.count("Originate") == 1)
+        await until(lambda: server.count("Originate") == 1)
         server.hold_originate = False
         server.drop()  # no channel cc-test-2 exists afterwards
         assert await asyncio.wait_for(task, 5) == "cc-test-2"
@@ -155,11 +147,11 @@ async def test_half_open_link_is_detected_by_ping_and_reconnected(
 ) -> None:
     """panoramisk sends Ping but never checks the answer."""
     async with running(server) as (client, received):
-        await wait_for(lambda: "Resync" in names(received))
+        await until(lambda: "Resync" in names(received))
         server.silent = True  # TCP stays open, nothing comes back
-        await wait_for(lambda: client.stats.ping_timeouts >= 1, timeout=3)
+        await until(lambda: client.stats.ping_timeouts >= 1, timeout=3)
         server.silent = False
-        await wait_for(lambda: server.logins >= 2, timeout=3)
+        await until(lambda: server.logins >= 2, timeout=3)
         await client.wait_connected(3)
         assert client.stats.reconnects >= 1
 
@@ -177,7 +169,7 @@ async def test_event_answering_an_action_also_reaches_subscribers(
                 {"Channel": "PJSIP/agent1", "Async": "true", "Application": "Wait", "Data": "1"},
             )
         )
-        await wait_for(lambda: server.count("Originate") == 1)
+        await until(lambda: server.count("Originate") == 1)
         action_id = next(a for a in server.actions if a.get("Action") == "Originate")["ActionID"]
         server.send_event(
             {
@@ -203,7 +195,7 @@ async def test_event_answering_an_action_also_reaches_subscribers(
             }
         )
         await task
-        await wait_for(lambda: "OriginateResponse" in names(received))
+        await until(lambda: "OriginateResponse" in names(received))
 
 
 async def test_originate_without_async_does_not_break_the_connection(
@@ -240,7 +232,7 @@ async def test_events_are_delivered_in_order_by_one_consumer(server: FakeAmiServ
         client.subscribe(slow_handler)
         for i in range(300):
             server.send_event(hangup_event(f"order-{i}"))
-        await wait_for(lambda: len(seen) == 300)
+        await until(lambda: len(seen) == 300)
         assert seen == [f"order-{i}" for i in range(300)]
         assert client.stats.handler_errors == 1
 
@@ -256,10 +248,10 @@ async def test_backpressure_pauses_reading_and_loses_nothing(server: FakeAmiServ
     async with running(server, event_queue_size=100) as (client, received):
         client.subscribe(slow)
         # Steady state: events during the first resync are held, not paused.
-        await wait_for(lambda: any(isinstance(i, Resync) for i in received))
+        await until(lambda: any(isinstance(i, Resync) for i in received))
         for i in range(5000):
             server.send_event(hangup_event(f"bp-{i}"))
-        await wait_for(lambda: len(seen) == 5000, timeout=20)
+        await until(lambda: len(seen) == 5000, timeout=20, poll=0.01)
         assert seen == [f"bp-{i}" for i in range(5000)]
         assert client.stats.paused_reads >= 1
         assert client.stats.backlog_max < 5000
@@ -272,7 +264,7 @@ async def test_malformed_event_is_reported_and_the_stream_goes_on(
         server.send_event({"Event": "Hangup", "Channel": "PJSIP/x"})  # no Uniqueid
         server.send_raw(b"this line has no colon\r\n\r\n")
         server.send_event(hangup_event("after-garbage"))
-        await wait_for(lambda: any(getattr(i, "uniqueid", "") == "after-garbage" for i in received))
+        await until(lambda: any(getattr(i, "uniqueid", "") == "after-garbage" for i in received))
         assert client.stats.malformed >= 1
         assert client.connected
 
@@ -285,7 +277,7 @@ async def test_garbage_never_kills_the_client(server: FakeAmiServer, garbage: by
     async with running(server) as (client, received):
         server.send_raw(garbage + b"\r\n\r\n")
         server.send_event(hangup_event("sentinel"))
-        await wait_for(lambda: any(getattr(i, "uniqueid", "") == "sentinel" for i in received))
+        await until(lambda: any(getattr(i, "uniqueid", "") == "sentinel" for i in received))
         frames = await client.send("Ping")
         assert frames[0].get("Ping") == "Pong"
 
