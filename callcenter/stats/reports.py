@@ -516,6 +516,7 @@ class ChartPoint:
     """Local "HH:MM" of the interval start."""
     offered: int
     answered: int
+    answered_in_sl: int
     abandoned: int
     sl: float | None
 
@@ -541,7 +542,11 @@ def day_chart(
     while slot < end:
         c = sums.get(slot, Counts())
         label = datetime.fromtimestamp(slot, tz).strftime("%H:%M")
-        points.append(ChartPoint(slot, label, c.offered, c.answered, c.abandoned, service_level(c)))
+        points.append(
+            ChartPoint(
+                slot, label, c.offered, c.answered, c.answered_in_sl, c.abandoned, service_level(c)
+            )
+        )
         slot += interval
     return points
 
