@@ -47,6 +47,11 @@ _BLOCK = 160  # samples: 20 ms
 # Audio handed to the recogniser per thread-pool call (fewer hops, same result).
 _CHUNK_BYTES = BYTES_PER_SECOND // 10
 
+# A gap in the caller's audio longer than this counts as silence.
+_GAP = 0.1
+# Silent frame sent to the channel this often once the prompt is over.
+_KEEPALIVE = 0.5
+
 Verdict = Literal["speech", "end", "no_input", "too_long"]
 Reason = Literal["speech", "no_input", "too_long", "hangup", "error"]
 
@@ -370,16 +375,11 @@ class _ListenStep:
             end_silence=self.limits.end_silence,
             max_utterance=self.limits.max_utterance,
         )
-        player = (
-            asyncio.create_task(self._play(connection), name="speech-prompt")
-            if self.prompt
-            else None
-        )
+        player = asyncio.create_task(self._play(connection), name="speech-prompt")
         try:
             self.utterance = await self._recognise(connection, detector)
         finally:
-            if player is not None:
-                await cancel_and_wait([player])
+            await cancel_and_wait([player])
         log.info(
             "speech.utterance",
             reason=self.utterance.reason,
@@ -392,18 +392,26 @@ class _ListenStep:
 
     async def _play(self, connection: AudioSocketConnection) -> None:
         """Send the prompt at the pace of the call (20 ms frames); Asterisk
-        plays frames as they come, so sending ahead would defeat barge-in."""
+        plays frames as they come, so sending ahead would defeat barge-in.
+
+        Then keep the session alive: app_audiosocket gives up after 2 s
+        without a frame either way, and a channel that carries no audio
+        while the caller is silent (a Local channel, RTP with silence
+        suppression) would end the listen step with an error."""
         loop = asyncio.get_running_loop()
         frame = BYTES_PER_SECOND // 50
         start = loop.time()
         for i, offset in enumerate(range(0, len(self.prompt), frame)):
             if self._barge_in.is_set() or connection.hung_up:
-                return
+                break
             # Keep ~60 ms queued ahead so the line never runs dry.
             delay = start + i * 0.02 - 0.06 - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
             await connection.send_audio(self.prompt[offset : offset + frame])
+        while not connection.hung_up and not connection.closed:
+            await connection.send_audio(bytes(frame))
+            await asyncio.sleep(_KEEPALIVE)
 
     async def _recognise(
         self, connection: AudioSocketConnection, detector: EndOfSpeech
@@ -412,7 +420,14 @@ class _ListenStep:
         pending = bytearray()
         heard = 0.0
         while True:
-            events = await connection.read()
+            try:
+                events = await asyncio.wait_for(connection.read(), _GAP)
+            except TimeoutError:
+                # No frame for a while: the channel sends nothing while the
+                # caller is silent (Local channels, silence suppression). Count
+                # the gap as silence, so end of speech and "no input" come in
+                # time whatever the channel does.
+                events = [Audio(bytes(int(_GAP * BYTES_PER_SECOND)))]
             if not events:
                 return Utterance("", 0.0, "hangup", heard, self._barge_in.is_set())
             for event in events:
