@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -159,7 +161,7 @@ async def rig(asterisk: AsteriskInstance, tmp_path: Path) -> AsyncIterator[Rig]:
         # The built text prompt is a real sound for Asterisk: it plays it.
         first = Play("bienvenue", "fr", "ivr/speech_e2e/fr/bienvenue", "Bonjour.")
         replies.append(await session.command("STREAM FILE", prompts.sound(first), ""))
-        call = CallInfo(ani="0612345678", now=_now())
+        call = CallInfo(ani="0612345678", now=datetime.now(UTC))
         outcome = await run_ivr(session, script, call, services)
         await outcomes.put(outcome)
         await session.hangup()
@@ -168,11 +170,11 @@ async def rig(asterisk: AsteriskInstance, tmp_path: Path) -> AsyncIterator[Rig]:
         plan = box[0].caller
         assert plan is not None
         for step, word in enumerate(plan.says):
-            await until(lambda s=step: speech.server.stats.connections > s, 30, f"listen {step}")
+            await until(functools.partial(_listening, speech, step), 30, f"listen {step}")
             if word is not None:
                 await asyncio.sleep(0.4)  # over the prompt: barge-in
                 await session.stream_file(f"{ASTERISK_PROMPTS}/test/speech-{word}")
-            await until(lambda s=step: _listen_over(speech, s), 30, f"listen {step} over")
+            await until(functools.partial(_listen_over, speech, step), 30, f"listen {step} over")
         if plan.dtmf is not None:
             await asyncio.sleep(1.0)
             await session.exec_("SendDTMF", plan.dtmf)
@@ -195,14 +197,12 @@ async def rig(asterisk: AsteriskInstance, tmp_path: Path) -> AsyncIterator[Rig]:
         await speech.stop()
 
 
+def _listening(speech: SpeechService, step: int) -> bool:
+    return speech.server.stats.connections > step
+
+
 def _listen_over(speech: SpeechService, step: int) -> bool:
     return speech.server.stats.connections > step and speech.server.stats.active == 0
-
-
-def _now() -> object:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC)
 
 
 async def _call(rig: Rig, caller: Caller) -> Outcome:
