@@ -277,13 +277,13 @@ class WebhookSender:
                     sequence=self._sequence,
                 )
             except (TypeError, ValueError) as exc:  # a circular structure, say
-                log.error("webhooks.unencodable", event=event, error=str(exc))
+                log.error("webhooks.unencodable", webhook=event, error=str(exc))
                 return 0
             try:
                 endpoint.queue.put_nowait(_Delivery(event, delivery_id, body))
             except asyncio.QueueFull:
                 self.stats.dropped += 1
-                log.warning("webhooks.dropped", event=event, url=endpoint.config.url)
+                log.warning("webhooks.dropped", webhook=event, url=endpoint.config.url)
                 continue
             self.stats.queued += 1
             queued += 1
@@ -296,7 +296,7 @@ class WebhookSender:
                 await self._deliver(endpoint, delivery)
             except Exception:
                 self.stats.failed += 1
-                log.exception("webhooks.failed", event=delivery.event, url=endpoint.config.url)
+                log.exception("webhooks.failed", webhook=delivery.event, url=endpoint.config.url)
             finally:
                 endpoint.queue.task_done()
 
@@ -338,7 +338,7 @@ class WebhookSender:
             self.stats.retries += 1
             log.info(
                 "webhooks.retry",
-                event=delivery.event,
+                webhook=delivery.event,
                 url=endpoint.config.url,
                 attempt=attempt,
                 problem=problem,
@@ -347,7 +347,7 @@ class WebhookSender:
         self.stats.failed += 1
         log.warning(
             "webhooks.gave_up",
-            event=delivery.event,
+            webhook=delivery.event,
             url=endpoint.config.url,
             delivery=delivery.delivery_id,
             problem=problem,
