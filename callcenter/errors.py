@@ -23,7 +23,7 @@ the adapter boundary and re-raised as one of these, with the original chained
     │   └── RoutingError       an ACD request that names unknown agents, calls, queues
     ├── ScriptError            an IVR script is invalid (file, line, column, reason)
     ├── SpeechError            speech recognition failed during a call (the IVR falls back)
-    ├── PromptBuildError       text prompts could not be rendered (espeak-ng / sox missing or failing)
+    ├── PromptBuildError       text prompts could not be rendered (espeak-ng or sox failing)
     ├── StoreError             the database failed or refused a write
     └── SandboxError           the local Asterisk/PostgreSQL sandbox could not start
 """

@@ -149,9 +149,7 @@ def _event(kind: int, payload: bytes) -> Event:
         return Hangup()
     if kind == Kind.UUID:
         if len(payload) != 16:
-            raise AudioSocketProtocolError(
-                f"uuid frame of {len(payload)} bytes, expected 16"
-            )
+            raise AudioSocketProtocolError(f"uuid frame of {len(payload)} bytes, expected 16")
         return Uuid(uuid.UUID(bytes=payload))
     if kind == Kind.DTMF:
         digit = payload.decode("ascii", "replace") if len(payload) == 1 else ""

@@ -32,9 +32,7 @@ CALL = uuid.UUID("40325ec2-5efd-4bd3-805f-53576e581d13")
 
 def test_frames_as_asterisk_sends_them() -> None:
     # What app_audiosocket writes: the UUID first, then 20 ms of slin (320 bytes).
-    data = (
-        b"\x01\x00\x10" + CALL.bytes + b"\x10\x01\x40" + b"\x01\x00" * 160 + b"\x03\x00\x015"
-    )
+    data = b"\x01\x00\x10" + CALL.bytes + b"\x10\x01\x40" + b"\x01\x00" * 160 + b"\x03\x00\x015"
     assert AudioSocketParser().feed(data) == [
         Uuid(CALL),
         Audio(b"\x01\x00" * 160),
@@ -136,7 +134,7 @@ def test_round_trip_in_any_split(events: list[Event], cuts: list[int]) -> None:
     parser = AudioSocketParser()
     out: list[Event] = []
     previous = 0
-    for cut in sorted(c % (len(stream) + 1) for c in cuts) + [len(stream)]:
+    for cut in [*sorted(c % (len(stream) + 1) for c in cuts), len(stream)]:
         out += parser.feed(stream[previous:cut])
         previous = cut
     assert out == events
