@@ -163,7 +163,7 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
                 {
                     "ami": {"port": ports.ami, "secret": secret},
                     "agi": {"port": ports.agi},
-                    "http": {"port": 0},
+                    "http": {"port": 0, "auth": "off"},
                     "site": {"file": str(site_file(args.agents))},
                 }
             )

@@ -7,23 +7,31 @@ and awaits them in reverse order of start.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
 import structlog
 
 from callcenter.acd import Engine, QueueRules
 from callcenter.adapters.ami import AmiClient, Connected, Disconnected, Resync, StreamItem
+from callcenter.adapters.cti_ws import CtiServer
 from callcenter.adapters.fastagi import AgiSession, FastAgiServer
 from callcenter.adapters.http import HttpServer
 from callcenter.adapters.metrics import DaemonHealth, MetricsExporter, metrics_routes
 from callcenter.adapters.recordings import Processed, RecordingWorker
 from callcenter.adapters.rest_agents import agent_routes
+from callcenter.adapters.rest_auth import LOCAL_ADMIN, auth_middleware, auth_routes
 from callcenter.adapters.telephony import Telephony, TelephonyConfig
 from callcenter.callpath.service import CallPath, CallRecord, Phase, row_of
 from callcenter.callpath.site import Site, load_site
 from callcenter.clock import Clock, SystemClock
 from callcenter.config import Settings
+from callcenter.cti.access import Principal, Role
+from callcenter.cti.bridge import CtiBridge
+from callcenter.cti.journal import Journal
+from callcenter.cti.views import LiveViews
+from callcenter.errors import ConfigError, StoreError
 from callcenter.flows.inbound import Qualification, resume_of, wait_in_queue
 from callcenter.flows.ivr import IvrServices, run_ivr, run_ivr_message
 from callcenter.flows.selftest import selftest
@@ -41,6 +49,7 @@ from callcenter.ivr.messages import (
 )
 from callcenter.ivr.simulate import Fixture, fixture_lookup, load_fixture
 from callcenter.protocol.channels import Change, ChannelTracker
+from callcenter.stats.events import StatsEvent
 from callcenter.stats.model import StatsConfig
 from callcenter.stats.realtime import RealtimeStats
 from callcenter.store.db import create_pool, migrate
@@ -49,6 +58,8 @@ from callcenter.store.interactions import (
     current_agent_states,
     pending_callbacks,
 )
+from callcenter.store.users import UserStore
+from callcenter.web import web_routes
 
 log = structlog.get_logger("callcenter.daemon")
 
@@ -90,7 +101,31 @@ class Daemon:
             idle_timeout=settings.agi.idle_timeout,
         )
         self.http = HttpServer(settings.http.host, settings.http.port, self.health)
-        self.http.app.add_routes(agent_routes(self.callpath, self.acd))
+        auth_required = settings.http.auth == "required"
+        if auth_required and settings.database.url is None:
+            raise ConfigError(
+                "http.auth = required needs database.url (users and sessions live in "
+                "PostgreSQL); for a loopback-only lab set http.auth = off"
+            )
+        self.users: UserStore | None = None
+        self.views = LiveViews(self.callpath, self.acd)
+        self.cti = CtiServer(
+            Journal(epoch=uuid4().hex[:12]),
+            self._authenticate,
+            self._snapshot,
+            self.clock,
+            heartbeat=settings.http.cti_heartbeat,
+        )
+        self.bridge = CtiBridge(self.views, self.cti, self.clock, self._contact_for)
+        self.http.app.middlewares.append(
+            auth_middleware(lambda: self.users, required=auth_required)
+        )
+        self.http.app.add_routes(auth_routes(lambda: self.users))
+        self.http.app.add_routes(
+            agent_routes(self.callpath, self.acd, self.views, self._audit, self.bridge.publish)
+        )
+        self.http.app.add_routes(self.cti.routes())
+        self.http.app.add_routes(web_routes())
         self.stats = RealtimeStats(
             StatsConfig(
                 queue_sl_thresholds={n: q.sl_threshold for n, q in self.site.queues.items()}
@@ -99,7 +134,7 @@ class Daemon:
         )
         for name, queue in self.site.queues.items():
             self.stats.declare_queue(name, [next(iter(queue.skills), "")])
-        self.callpath.on_stats = self.stats.apply
+        self.callpath.on_stats = self._on_stats
         self.metrics = MetricsExporter(self.stats, self._metrics_health)
         self.http.app.add_routes(metrics_routes(self.metrics))
         self.pool: Any = None
@@ -128,6 +163,10 @@ class Daemon:
                 max_size=self.settings.database.max_connections,
             )
             self._started.append("pool")
+            if self.settings.http.auth == "required":
+                self.users = UserStore(
+                    self.pool, session_ttl=timedelta(hours=self.settings.http.session_hours)
+                )
             self.writer = InteractionWriter(self.pool)
             await self.writer.start()
             self._started.append("writer")
@@ -149,6 +188,7 @@ class Daemon:
         self._started.append("agi")
         await self.http.start()
         self._started.append("http")
+        self._started.append("cti")
         await self.ami.start()
         self._started.append("ami")
         log.info(
@@ -165,6 +205,8 @@ class Daemon:
                     await self.ami.stop()
                 elif name == "http":
                     await self.http.stop()
+                elif name == "cti":
+                    await self.bridge.stop()
                 elif name == "agi":
                     await self.agi.stop()
                 elif name == "callpath":
@@ -215,6 +257,59 @@ class Daemon:
             fastagi_sessions=self.agi.stats.active,
             db_writer_backlog=self.writer.backlog if self.writer else 0,
         )
+
+    def _on_stats(self, event: StatsEvent) -> None:
+        self.stats.apply(event)
+        self.bridge.observe(event)
+
+    async def _authenticate(self, token: str) -> Principal:
+        if self.settings.http.auth == "off":
+            # Lab mode (loopback only): the token names who the page is.
+            role, _, site_id = token.partition(":")
+            if role in ("agent", "supervisor") and site_id:
+                return Principal(token, Role(role), site_id)
+            return LOCAL_ADMIN
+        if self.users is None:
+            raise StoreError("the user store is not ready")
+        return await self.users.resolve(token, datetime.now(UTC))
+
+    def _snapshot(self, principal: Principal) -> dict[str, Any]:
+        if principal.role is Role.AGENT and principal.site_id in self.site.agents:
+            agent = self.views.agent(principal.site_id)
+            current = agent["interaction"]
+            return {
+                "agent": agent,
+                "call": self.views.screen_pop(current) if current else None,
+                "queues": sorted(self.site.queues),
+                "pause_reasons": [r for r in self.site.pause_reasons if r != "no answer"],
+                "dispositions": list(self.site.dispositions),
+                "agents": [
+                    {"agent": a, "name": s.name} for a, s in sorted(self.site.agents.items())
+                ],
+            }
+        return {
+            "agents": self.views.agents(),
+            "queues": self.views.queues(),
+            "calls": self.views.live_calls(),
+            "supervisors": sorted(self.site.supervisors),
+            "pause_reasons": [r for r in self.site.pause_reasons if r != "no answer"],
+        }
+
+    async def _audit(
+        self, principal: Principal, action: str, target: str | None, detail: dict[str, Any]
+    ) -> None:
+        log.info("audit", actor=principal.login, action=action, target=target, **detail)
+        if self.users is not None:
+            try:
+                await self.users.audit(principal.login, action, target, detail)
+            except StoreError as exc:
+                log.error("audit.write_failed", error=str(exc))
+
+    async def _contact_for(self, number: str) -> dict[str, Any] | None:
+        result = fixture_lookup(self.crm, Lookup("crm_ani", {"ani": number}))
+        if result.data is None:
+            return None
+        return {"contact": dict(result.data), "history": []}
 
     def _finished(self, record: CallRecord) -> None:
         if self.writer is not None:

@@ -10,7 +10,8 @@ the adapter boundary and re-raised as one of these, with the original chained
     ├── ProtocolError          bytes from a peer that do not follow the protocol
     │   ├── AMIProtocolError
     │   ├── AGIProtocolError
-    │   └── AudioSocketProtocolError  an AudioSocket frame we cannot accept
+    │   ├── AudioSocketProtocolError  an AudioSocket frame we cannot accept
+    │   └── CTIProtocolError   a desktop sent a WebSocket message we cannot accept
     ├── AsteriskError          Asterisk said no, or could not be reached
     │   ├── AMIActionError     an AMI action answered Error
     │   ├── AMIDisconnected    the AMI link dropped; pending actions fail with this
@@ -25,6 +26,9 @@ the adapter boundary and re-raised as one of these, with the original chained
     ├── SpeechError            speech recognition failed during a call (the IVR falls back)
     ├── PromptBuildError       text prompts could not be rendered (espeak-ng or sox failing)
     ├── StoreError             the database failed or refused a write
+    ├── AuthError              who is calling, and may they?
+    │   ├── NotAuthenticated   no credentials, wrong password, expired or revoked token
+    │   └── Forbidden          authenticated, but the role or the target forbids it
     └── SandboxError           the local Asterisk/PostgreSQL sandbox could not start
 """
 
@@ -45,6 +49,10 @@ class ProtocolError(CallCenterError):
 
 class AMIProtocolError(ProtocolError):
     """Malformed AMI traffic."""
+
+
+class CTIProtocolError(ProtocolError):
+    """A CTI WebSocket message is malformed, too large, or of an unknown type."""
 
 
 class AGIProtocolError(ProtocolError):
@@ -125,6 +133,18 @@ class PromptBuildError(CallCenterError):
 
 class StoreError(CallCenterError):
     """A database operation failed."""
+
+
+class AuthError(CallCenterError):
+    """Authentication or authorisation failed; the message never holds a secret."""
+
+
+class NotAuthenticated(AuthError):
+    """No credentials, a wrong password, or an expired or revoked token."""
+
+
+class Forbidden(AuthError):
+    """The caller is known, but their role or the target forbids the action."""
 
 
 class SandboxError(CallCenterError):

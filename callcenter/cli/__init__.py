@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from callcenter.errors import CallCenterError
 
 # Sub-command modules, in the order shown by --help.
-COMMANDS = ("run", "check_config", "asterisk", "db")
+COMMANDS = ("run", "check_config", "asterisk", "db", "users")
 OPTIONAL_COMMANDS = ("simulate", "wfm", "ivr", "prompts", "contacts", "report")
 
 

@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
     try:
-        asyncio.run(_serve(settings))
+        # The sandbox is a demo: every site user gets the password 'demo'.
+        asyncio.run(_serve(settings, "demo" if args.sandbox else None))
     finally:
         if asterisk is not None:
             asterisk.stop()
@@ -82,10 +83,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(settings: Any) -> None:
+async def _serve(settings: Any, demo_password: str | None = None) -> None:
     # Imported here so that the other commands (asterisk, ivr, ...) do not
     # pull in the whole daemon.
     from callcenter.daemon import Daemon
+    from callcenter.store.users import seed_site_users
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -96,4 +98,17 @@ async def _serve(settings: Any) -> None:
         loop.call_later(float(seconds), stop.set)
     daemon = Daemon(settings)
     with contextlib.suppress(asyncio.CancelledError):
-        await daemon.run_until(stop)
+        await daemon.start()
+        try:
+            if demo_password is not None and daemon.users is not None:
+                made = await seed_site_users(daemon.users, daemon.site, demo_password)
+                base = f"http://{settings.http.host}:{daemon.http.port}"
+                print(
+                    f"desktop {base}/desktop, wallboard {base}/wallboard: log in as "
+                    f"{made[0]} (agent), {made[-2]} (supervisor) or admin, "
+                    f"password {demo_password!r}",
+                    flush=True,
+                )
+            await stop.wait()
+        finally:
+            await daemon.stop()

@@ -26,6 +26,7 @@ from callcenter.sandbox.postgres import free_port
 from callcenter.testing.databases import fresh_database
 from callcenter.testing.instances import AsteriskInstance
 from callcenter.testing.sipp import sipp_agents, sipp_caller
+from callcenter.testing.waiting import until
 
 pytestmark = pytest.mark.asterisk
 
@@ -64,15 +65,6 @@ def daemon_process(config: Path, name: str) -> Iterator[subprocess.Popen[bytes]]
             process.wait(timeout=20)
 
 
-async def wait_for(predicate: object, timeout: float, what: str) -> None:
-    assert callable(predicate)
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not reached in time: {what}")
-        await asyncio.sleep(0.2)
-
-
 def healthy(port: int) -> bool:
     try:
         status, body = http(port, "GET", "/health")
@@ -108,6 +100,7 @@ ping_timeout = 1.0
 port = {asterisk.ports.agi}
 [http]
 port = {http_port}
+auth = "off"
 [database]
 url = "{url}"
 [site]
@@ -120,8 +113,8 @@ format = "json"
     )
     async with sipp_caller(asterisk.ports.sip, "3901", calls=10, rate=10) as callers:
         with daemon_process(config, "first") as first:
-            await wait_for(lambda: healthy(http_port), 30, "first daemon up")
-            await wait_for(lambda: waiting(http_port) == 10, 30, "10 callers waiting")
+            await until(lambda: healthy(http_port), 30, "first daemon up", poll=0.2)
+            await until(lambda: waiting(http_port) == 10, 30, "10 callers waiting", poll=0.2)
             await asyncio.sleep(1.0)  # each caller's place is written on its channel
             first.send_signal(signal.SIGKILL)
             first.wait(timeout=10)
@@ -130,8 +123,8 @@ format = "json"
             asterisk.ports.sip, port=asterisk.phones_port, answer_ms=200, talk_ms=700
         ):
             with daemon_process(config, "second") as second:
-                await wait_for(lambda: healthy(http_port), 30, "second daemon up")
-                await wait_for(lambda: waiting(http_port) == 10, 30, "10 callers back")
+                await until(lambda: healthy(http_port), 30, "second daemon up", poll=0.2)
+                await until(lambda: waiting(http_port) == 10, 30, "10 callers back", poll=0.2)
                 for agent in ("a01", "a02"):
                     assert http(http_port, "POST", f"/api/agents/{agent}/login")[0] == 200
                 result = await callers.wait(timeout=90)

@@ -7,9 +7,9 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
-from callcenter.adapters.fastagi import AgiSession, FastAgiServer
 
 from callcenter.adapters.ami import StreamItem
+from callcenter.adapters.fastagi import AgiSession, FastAgiServer
 from callcenter.config import Settings
 from callcenter.daemon import Daemon
 from callcenter.errors import AGIHangup
@@ -30,7 +30,7 @@ def daemon_settings(asterisk: AsteriskInstance) -> Settings:
                 "ping_timeout": 1.0,
             },
             "agi": {"port": asterisk.ports.agi},
-            "http": {"port": 0},
+            "http": {"port": 0, "auth": "off"},
         }
     )
 

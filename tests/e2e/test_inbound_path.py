@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import json
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -20,15 +19,14 @@ import pytest
 from pydub import AudioSegment
 
 from callcenter.callpath.service import CallRecord, Phase
-from callcenter.config import Settings
 from callcenter.daemon import Daemon
 from callcenter.protocol.ami_events import ChanSpyStart, ConfbridgeJoin
+from callcenter.testing.daemons import REPO, rest, running_daemon
 from callcenter.testing.databases import fresh_database
 from callcenter.testing.instances import AsteriskInstance
 from callcenter.testing.sipp import sipp_agents, sipp_busy, sipp_caller
 from callcenter.testing.tcp_proxy import TcpProxy
-
-REPO = Path(__file__).resolve().parents[2]
+from callcenter.testing.waiting import until
 
 pytestmark = pytest.mark.asterisk
 
@@ -70,60 +68,16 @@ supervisors:
 """
 
 
-@contextlib.asynccontextmanager
-async def daemon(
+def daemon(
     asterisk: AsteriskInstance,
     tmp_path: Path,
     database_url: str | None = None,
     site_text: str = SITE,
     scripts_dir: Path | None = None,
-) -> AsyncIterator[Daemon]:
-    site = tmp_path / "site.yaml"
-    site.write_text(site_text)
-    settings = Settings.model_validate(
-        {
-            "ami": {
-                "port": asterisk.ports.ami,
-                "secret": asterisk.ami.secret,
-                "ping_interval": 1.0,
-                "ping_timeout": 1.0,
-            },
-            "agi": {"port": asterisk.ports.agi},
-            "http": {"port": 0},
-            "site": {"file": str(site)},
-            "recording": {
-                "asterisk_dir": str(asterisk.sandbox.recordings_in_asterisk),
-                "local_dir": str(asterisk.sandbox.recordings),
-            },
-            "database": {"url": database_url},
-            "ivr": {"scripts_dir": str(scripts_dir or REPO / "ivr_scripts")},
-        }
+) -> contextlib.AbstractAsyncContextManager[Daemon]:
+    return running_daemon(
+        asterisk, tmp_path, site_text, database_url=database_url, scripts_dir=scripts_dir
     )
-    d = Daemon(settings)
-    await d.start()
-    try:
-        await d.ami.wait_connected(10)
-        yield d
-    finally:
-        await d.stop()
-
-
-async def rest(d: Daemon, method: str, path: str, body: object = None) -> tuple[int, object]:
-    url = f"http://127.0.0.1:{d.http.port}{path}"
-    async with (
-        aiohttp.ClientSession() as http,
-        http.request(method, url, json=body) as reply,
-    ):
-        return reply.status, await reply.json()
-
-
-async def until(predicate: object, timeout: float = 20.0, what: str = "") -> None:
-    assert callable(predicate)
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not reached in time: {what}")
-        await asyncio.sleep(0.05)
 
 
 def finished(d: Daemon) -> list[CallRecord]:

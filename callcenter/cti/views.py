@@ -1,0 +1,133 @@
+"""What agents, queues and calls look like on a screen (REST, CTI, wallboard).
+
+One place builds these views from the live call path and ACD, so the REST
+API, the WebSocket events and the snapshots never disagree. Times shown to
+people are epoch seconds (wall clock); durations are seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from callcenter.acd import Engine
+from callcenter.callpath.service import CallPath, CallRecord
+
+
+class LiveViews:
+    def __init__(self, callpath: CallPath, engine: Engine) -> None:
+        self.callpath = callpath
+        self.engine = engine
+        self.contacts: dict[str, dict[str, Any]] = {}
+        """CRM data per interaction (contact card, history), filled by the bridge."""
+
+    def _wall(self, t: float | None) -> float | None:
+        if t is None:
+            return None
+        clock = self.callpath.clock
+        return round(clock.wall() - (clock.now() - t), 3)
+
+    def agent(self, agent_id: str) -> dict[str, Any]:
+        live = self.engine.agents.get(agent_id)
+        setup = self.callpath.site.agents[agent_id]
+        until = live.wrapup_until if live else None
+        if until == float("inf"):
+            until = None  # wrap-up without a timer: the agent ends it
+        return {
+            "agent": agent_id,
+            "name": setup.name,
+            "endpoint": self.callpath.agent_endpoints.get(agent_id, setup.endpoint),
+            "team": setup.team,
+            "state": live.state.value if live else "logged_out",
+            "since": self._wall(live.since) if live else None,
+            "reason": live.pause_reason if live else None,
+            "interaction": live.interaction if live else None,
+            "wrapup_until": self._wall(until),
+            "handled": live.handled if live else 0,
+        }
+
+    def agents(self) -> list[dict[str, Any]]:
+        return [self.agent(a) for a in sorted(self.callpath.site.agents)]
+
+    def interaction_of(self, agent_id: str) -> str | None:
+        live = self.engine.agents.get(agent_id)
+        return live.interaction if live else None
+
+    def queue_of(self, interaction_id: str) -> str | None:
+        record = self.callpath.recent(interaction_id)
+        return record.queue if record else None
+
+    def queue(self, name: str) -> dict[str, Any]:
+        now = self.callpath.clock.now()
+        waiting = [r for r in self.callpath.calls.values() if r.queue == name and r.waiting]
+        return {
+            "queue": name,
+            "waiting": sum(1 for r in waiting if r.phase.value == "waiting"),
+            "ringing": sum(1 for r in waiting if r.phase.value == "ringing"),
+            "longest_wait": round(max((now - r.arrived_at for r in waiting), default=0.0), 1),
+            "talking": sum(
+                1
+                for r in self.callpath.calls.values()
+                if r.queue == name and r.phase.value == "connected"
+            ),
+        }
+
+    def queues(self) -> dict[str, dict[str, Any]]:
+        return {name: self.queue(name) for name in self.callpath.site.queues}
+
+    def live_calls(self) -> list[dict[str, Any]]:
+        return [self.call(r) for r in self.callpath.calls.values()]
+
+    def call(self, record: CallRecord) -> dict[str, Any]:
+        """The full record (REST ``GET /api/interactions/{id}``)."""
+        return {
+            "interaction": record.interaction_id,
+            "node": record.node,
+            "caller_uniqueid": record.caller_uniqueid,
+            "caller_number": record.caller_number,
+            "queue": record.queue,
+            "language": record.language,
+            "phase": record.phase.value,
+            "agent": record.agent_id,
+            "offers": record.offers,
+            "arrived_at": record.arrived_at,
+            "answered_at": record.answered_at,
+            "ended_at": record.ended_at,
+            "abandoned_where": record.abandoned_where,
+            "recording": record.recording,
+            "callback_number": record.callback_number,
+            "origin": record.origin,
+            "context": record.context,
+            "disposition": record.disposition,
+            "notes": record.notes,
+        }
+
+    def screen_pop(self, interaction_id: str) -> dict[str, Any] | None:
+        """What the agent sees when their phone rings."""
+        record = self.callpath.recent(interaction_id)
+        if record is None:
+            return None
+        ivr = record.context.get("ivr")
+        ivr = ivr if isinstance(ivr, dict) else {}
+        crm = self.contacts.get(interaction_id, {})
+        contact = crm.get("contact")
+        number = record.callback_number if record.kind == "callback" else record.caller_number
+        return {
+            "interaction": interaction_id,
+            "kind": record.kind,
+            "number": number,
+            "name": contact.get("name") if isinstance(contact, dict) else None,
+            "queue": record.queue,
+            "language": record.language,
+            "priority": record.priority,
+            "arrived_at": self._wall(record.arrived_at),
+            "waited": round(self.callpath.clock.now() - record.arrived_at, 1),
+            "vip": bool(ivr.get("vip")) or bool(isinstance(contact, dict) and contact.get("vip")),
+            "intent": ivr.get("intent"),
+            "customer_id": ivr.get("customer_id"),
+            "ivr_path": ivr.get("path", []),
+            "ivr_data": ivr.get("variables", {}),
+            "contact": contact,
+            "history": crm.get("history", []),
+            "transfer": record.context.get("transfer"),
+            "notes": record.notes,
+        }

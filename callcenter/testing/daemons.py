@@ -1,0 +1,72 @@
+"""A whole daemon in the test's event loop, wired to a private Asterisk."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from callcenter.config import Settings
+from callcenter.daemon import Daemon
+from callcenter.testing.instances import AsteriskInstance
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@contextlib.asynccontextmanager
+async def running_daemon(
+    asterisk: AsteriskInstance,
+    tmp_path: Path,
+    site_text: str,
+    *,
+    database_url: str | None = None,
+    scripts_dir: Path | None = None,
+    auth: str = "off",
+    extra: dict[str, Any] | None = None,
+) -> AsyncIterator[Daemon]:
+    """``auth`` "off" for call-path tests; "required" (needs a database) for CTI."""
+    site = tmp_path / "site.yaml"
+    site.write_text(site_text)
+    settings = Settings.model_validate(
+        {
+            "ami": {
+                "port": asterisk.ports.ami,
+                "secret": asterisk.ami.secret,
+                "ping_interval": 1.0,
+                "ping_timeout": 1.0,
+            },
+            "agi": {"port": asterisk.ports.agi},
+            "http": {"port": 0, "auth": auth},
+            "site": {"file": str(site)},
+            "recording": {
+                "asterisk_dir": str(asterisk.sandbox.recordings_in_asterisk),
+                "local_dir": str(asterisk.sandbox.recordings),
+            },
+            "database": {"url": database_url},
+            "ivr": {"scripts_dir": str(scripts_dir or REPO / "ivr_scripts")},
+            **(extra or {}),
+        }
+    )
+    d = Daemon(settings)
+    await d.start()
+    try:
+        await d.ami.wait_connected(10)
+        yield d
+    finally:
+        await d.stop()
+
+
+async def rest(
+    d: Daemon, method: str, path: str, body: object = None, *, token: str | None = None
+) -> tuple[int, Any]:
+    """One REST call to the daemon: (status, decoded JSON body)."""
+    url = f"http://127.0.0.1:{d.http.port}{path}"
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(method, url, json=body, headers=headers) as reply,
+    ):
+        return reply.status, await reply.json()

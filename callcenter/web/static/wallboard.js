@@ -1,0 +1,132 @@
+// Supervisor wallboard: queues, agents by state with timers, coaching.
+"use strict";
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const agents = new Map();
+  const queues = new Map();
+  let me = null;
+  let pauseReason = "meeting";
+
+  function showError(error) { $("error").textContent = error ? CTI.t("error", { error }) : ""; }
+
+  function renderQueues() {
+    const body = $("queues").tBodies[0];
+    body.innerHTML = "";
+    for (const q of [...queues.values()].sort((a, b) => a.queue.localeCompare(b.queue))) {
+      const row = body.insertRow();
+      row.dataset.queue = q.queue;
+      for (const value of [q.queue, q.waiting, q.ringing, q.talking, `${Math.round(q.longest_wait)} s`]) {
+        row.insertCell().textContent = value;
+      }
+    }
+  }
+
+  function button(agentId, action, label) {
+    const b = document.createElement("button");
+    b.dataset.agent = agentId;
+    b.dataset.action = action;
+    b.textContent = CTI.t(label);
+    b.onclick = () => perform(agentId, action);
+    return b;
+  }
+
+  function renderAgents() {
+    const body = $("agents").tBodies[0];
+    body.innerHTML = "";
+    for (const a of [...agents.values()].sort((x, y) => x.agent.localeCompare(y.agent))) {
+      const row = body.insertRow();
+      row.dataset.agent = a.agent;
+      row.dataset.state = a.state;
+      row.insertCell().textContent = `${a.name} (${a.agent})`;
+      const state = row.insertCell();
+      state.className = `state state-${a.state}`;
+      state.textContent = CTI.t(`state.${a.state}`) + (a.reason ? ` (${a.reason})` : "");
+      const since = row.insertCell();
+      since.className = "since";
+      since.dataset.since = a.since || "";
+      since.textContent = CTI.since(a.since);
+      const actions = row.insertCell();
+      if (a.state === "on_call") {
+        actions.append(button(a.agent, "listen", "wb.listen"), button(a.agent, "whisper", "wb.whisper"),
+          button(a.agent, "barge", "wb.barge"));
+      }
+      if (a.state !== "logged_out") {
+        actions.append(button(a.agent, "pause", "wb.force_pause"), button(a.agent, "logout", "wb.force_logout"));
+      }
+      actions.append(button(a.agent, "message", "wb.message"));
+    }
+  }
+
+  async function perform(agentId, action) {
+    showError("");
+    try {
+      if (["listen", "whisper", "barge"].includes(action)) {
+        await CTI.api("POST", `/api/supervisors/${me.agent}/coach`, { agent: agentId, mode: action });
+        $("notice").textContent = CTI.t("wb.coaching", { agent: agentId, mode: CTI.t(`wb.${action}`) });
+      } else if (action === "pause") {
+        await CTI.api("POST", `/api/agents/${agentId}/pause`, { reason: pauseReason });
+      } else if (action === "logout") {
+        await CTI.api("POST", `/api/agents/${agentId}/logout`);
+      } else if (action === "message") {
+        const text = prompt(CTI.t("wb.message_prompt", { agent: agentId }));
+        if (text) await CTI.api("POST", `/api/agents/${agentId}/message`, { text });
+      }
+    } catch (e) { showError(e.message); }
+  }
+
+  function onEvent(msg) {
+    if (msg.kind === "agent.state") { agents.set(msg.data.agent, msg.data); renderAgents(); }
+    else if (msg.kind === "queue.update") { queues.set(msg.data.queue, msg.data); renderQueues(); }
+  }
+
+  function start() {
+    me = CTI.who();
+    $("login-panel").hidden = true;
+    $("board").hidden = false;
+    $("signout").hidden = false;
+    $("who").textContent = me.login;
+    CTI.connect({
+      status: (s) => { $("connection").textContent = CTI.t(`conn.${s}`); $("connection").dataset.status = s; },
+      welcome: (msg) => {
+        if (msg.resumed) return;
+        pauseReason = (msg.snapshot.pause_reasons || [pauseReason]).includes("meeting")
+          ? "meeting" : (msg.snapshot.pause_reasons || [pauseReason])[0];
+        agents.clear();
+        queues.clear();
+        for (const a of msg.snapshot.agents || []) agents.set(a.agent, a);
+        for (const q of Object.values(msg.snapshot.queues || {})) queues.set(q.queue, q);
+        renderAgents();
+        renderQueues();
+      },
+      event: onEvent,
+      error: (msg) => showError(msg.message),
+      unauthenticated: () => location.reload(),
+    });
+    setInterval(() => {
+      document.querySelectorAll("td.since").forEach((cell) => {
+        cell.textContent = CTI.since(Number(cell.dataset.since) || 0);
+      });
+    }, 1000);
+  }
+
+  $("lang").value = CTI.lang;
+  CTI.translate(document);
+  $("lang").onchange = () => { CTI.setLang($("lang").value); renderAgents(); };
+  $("login-form").onsubmit = async (ev) => {
+    ev.preventDefault();
+    try {
+      const who = await CTI.login($("login").value, $("password").value);
+      if (who.role === "agent") { location.href = "/desktop"; return; }
+      start();
+    } catch (e) {
+      $("login-error").textContent = CTI.t("login.failed", { error: e.message });
+    }
+  };
+  $("signout").onclick = async () => {
+    try { await CTI.api("POST", "/api/auth/logout"); } catch (e) { /* already gone */ }
+    CTI.logoutLocal();
+    location.reload();
+  };
+  if (CTI.who()) start();
+})();
