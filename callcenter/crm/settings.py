@@ -28,13 +28,13 @@ Example (TOML)::
 
 from __future__ import annotations
 
+import stat
 import string
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
-from callcenter.config import read_secret_file
 from callcenter.errors import ConfigError
 
 WebhookEvent = Literal["call.started", "call.answered", "call.ended", "call.disposition"]
@@ -57,6 +57,18 @@ CONTACT_FIELDS = (
     "notes",
     "data",
 )
+
+
+def read_secret_file(path: Path, key: str) -> str:
+    """A secret from a file readable by its owner only (as ``callcenter.config``
+    does; not imported from there: ``config`` imports this module)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ConfigError(f"{key}: {path} does not exist") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"{key}: {path} must be readable by its owner only (chmod 600)")
+    return path.read_text().strip()
 
 
 def check_url_template(template: str, allowed: set[str]) -> str:

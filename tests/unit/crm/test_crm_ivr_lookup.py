@@ -19,6 +19,7 @@ from callcenter.crm.ivr_lookup import crm_lookup, ivr_data
 from callcenter.crm.memory import MemoryCrm
 from callcenter.crm.model import Contact, InteractionSummary, PinPolicy, PinResult
 from callcenter.crm.pins import PinHasher
+from callcenter.crm.screenpop import screen_pop
 from callcenter.crm.settings import PinHashSettings
 from callcenter.errors import StoreError
 from callcenter.ivr.interpreter import Session
@@ -192,3 +193,27 @@ async def test_http_lookups_go_elsewhere() -> None:
 def test_ivr_data_keeps_core_fields_over_extra_data() -> None:
     contact = Contact("C9", "Name", vip=True, data={"id": "spoofed", "segment": "pro"})
     assert ivr_data(contact) == {"id": "C9", "name": "Name", "vip": True, "segment": "pro"}
+
+
+async def test_screen_pop_gives_the_card_and_the_history() -> None:
+    crm = seed_crm()
+    crm.interactions.append(
+        InteractionSummary(
+            "i-1", "voice", "inbound", "support", "+33612345678", "a01", "completed", OPEN
+        )
+    )
+    crm.interactions.append(
+        InteractionSummary(
+            "i-2", "voice", "inbound", "support", "0700000000", None, "abandoned", OPEN
+        )
+    )
+    pop = await screen_pop(crm, "0612345678")
+    assert pop is not None
+    assert pop["contact"]["id"] == "C001"
+    assert pop["contact"]["data"] == {"segment": "gestion privée"}
+    assert [h["interaction_id"] for h in pop["history"]] == ["i-1"]
+    unknown = await screen_pop(crm, "0700000000")
+    assert unknown is not None
+    assert unknown["contact"] is None
+    assert [h["outcome"] for h in unknown["history"]] == ["abandoned"]
+    assert await screen_pop(crm, "0711111111") is None
