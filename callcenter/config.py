@@ -21,6 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from callcenter.crm.settings import CrmSettings
 from callcenter.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = Path("callcenter.toml")
@@ -157,6 +158,7 @@ class Settings(BaseSettings):
     ivr: IvrConfig = IvrConfig()
     speech: SpeechConfig = SpeechConfig()
     log: LogConfig = LogConfig()
+    crm: CrmSettings = CrmSettings()
 
     @model_validator(mode="before")
     @classmethod

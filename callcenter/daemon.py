@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from uuid import uuid4
 
+import aiohttp
 import structlog
 
 from callcenter.acd import Engine, QueueRules
@@ -22,18 +23,31 @@ from callcenter.adapters.metrics import DaemonHealth, MetricsExporter, metrics_r
 from callcenter.adapters.recordings import Processed, RecordingWorker
 from callcenter.adapters.rest_agents import agent_routes
 from callcenter.adapters.rest_auth import LOCAL_ADMIN, auth_middleware, auth_routes
+from callcenter.adapters.rest_reports import add_report_routes
 from callcenter.adapters.telephony import Telephony, TelephonyConfig
 from callcenter.callpath.service import CallPath, CallRecord, Phase, row_of
 from callcenter.callpath.site import Site, load_site
 from callcenter.clock import Clock, SystemClock
 from callcenter.config import Settings
+from callcenter.crm.http import HttpCrm
+from callcenter.crm.ivr_lookup import crm_lookup
+from callcenter.crm.model import Crm
+from callcenter.crm.screenpop import screen_pop
+from callcenter.crm.store import PgCrm
+from callcenter.crm.webhooks import WebhookSender, call_data
 from callcenter.cti.access import Principal, Role
 from callcenter.cti.bridge import CtiBridge
 from callcenter.cti.journal import Journal
-from callcenter.cti.views import LiveViews
+from callcenter.cti.views import LiveViews, queue_kpis
 from callcenter.errors import ConfigError, StoreError
 from callcenter.flows.inbound import Qualification, resume_of, wait_in_queue
-from callcenter.flows.ivr import IvrServices, run_ivr, run_ivr_message
+from callcenter.flows.ivr import (
+    IvrServices,
+    prompt_files,
+    run_ivr,
+    run_ivr_message,
+    speech_service,
+)
 from callcenter.flows.selftest import selftest
 from callcenter.ivr.loader import load_script
 from callcenter.ivr.messages import (
@@ -49,7 +63,7 @@ from callcenter.ivr.messages import (
 )
 from callcenter.ivr.simulate import Fixture, fixture_lookup, load_fixture
 from callcenter.protocol.channels import Change, ChannelTracker
-from callcenter.stats.events import StatsEvent
+from callcenter.stats.events import Abandoned, Answered, Ended, Offered, StatsEvent
 from callcenter.stats.model import StatsConfig
 from callcenter.stats.realtime import RealtimeStats
 from callcenter.store.db import create_pool, migrate
@@ -58,6 +72,7 @@ from callcenter.store.interactions import (
     current_agent_states,
     pending_callbacks,
 )
+from callcenter.store.stats import AgentInfo
 from callcenter.store.users import UserStore
 from callcenter.web import web_routes
 
@@ -81,6 +96,10 @@ class Daemon:
             name: load_script(settings.ivr.scripts_dir / f"{name}.yaml")
             for name in sorted(self.site.scripts())
         }
+        # Scripts with speech nodes need a Vosk model per language: checked
+        # here, loaded in start(). A missing model stops the daemon, never a call.
+        self.speech = speech_service(settings, self.scripts.values())
+        self.prompts = prompt_files(settings)
         self.crm = (
             load_fixture(settings.ivr.crm_fixture)
             if settings.ivr.crm_fixture is not None and settings.ivr.crm_fixture.exists()
@@ -116,7 +135,13 @@ class Daemon:
             self.clock,
             heartbeat=settings.http.cti_heartbeat,
         )
-        self.bridge = CtiBridge(self.views, self.cti, self.clock, self._contact_for)
+        self.bridge = CtiBridge(
+            self.views,
+            self.cti,
+            self.clock,
+            self._contact_for,
+            kpis=lambda: queue_kpis(self.stats.snapshot()),
+        )
         self.http.app.middlewares.append(
             auth_middleware(lambda: self.users, required=auth_required)
         )
@@ -137,6 +162,12 @@ class Daemon:
         self.callpath.on_stats = self._on_stats
         self.metrics = MetricsExporter(self.stats, self._metrics_health)
         self.http.app.add_routes(metrics_routes(self.metrics))
+        add_report_routes(
+            self.http.app,
+            lambda: self.pool,
+            config=self.stats.config,
+            agents={a: AgentInfo(s.team, s.extended) for a, s in self.site.agents.items()},
+        )
         self.pool: Any = None
         self.writer: InteractionWriter | None = None
         recording = settings.recording
@@ -149,6 +180,13 @@ class Daemon:
             )
             if recording.local_dir is not None
             else None
+        )
+        # The CRM answers the IVR's identification and the screen-pop once the
+        # database is up (start); without a database the JSON fixture answers.
+        self.contacts: Crm | None = None
+        self.crm_session: aiohttp.ClientSession | None = None
+        self.webhooks: WebhookSender | None = (
+            WebhookSender(settings.crm.webhooks) if settings.crm.webhooks.endpoints else None
         )
         self._started: list[str] = []
 
@@ -178,16 +216,36 @@ class Daemon:
             pending = await pending_callbacks(self.pool, node=self.settings.node.name)
             self.callpath.restore_callbacks(pending)
             log.info("daemon.restored", agents=len(states), callbacks=len(pending))
+            crm = self.settings.crm
+            builtin = PgCrm(self.pool, crm)
+            self.contacts = builtin
+            if crm.backend == "http" and crm.http is not None:
+                self.crm_session = aiohttp.ClientSession()
+                self._started.append("crm_session")
+                self.contacts = HttpCrm(
+                    self.crm_session,
+                    crm.http,
+                    fallback=builtin,
+                    clock=self.clock,
+                    country_code=crm.country_code,
+                )
+        if self.webhooks is not None:
+            await self.webhooks.start()
+            self._started.append("webhooks")
         if self.recordings is not None:
             await self.recordings.start()
             self._started.append("recordings")
         self.callpath.on_finished = self._finished
         await self.callpath.start()
         self._started.append("callpath")
+        if self.speech is not None:
+            await self.speech.start()
+            self._started.append("speech")
         await self.agi.start()
         self._started.append("agi")
         await self.http.start()
         self._started.append("http")
+        await self.bridge.start()
         self._started.append("cti")
         await self.ami.start()
         self._started.append("ami")
@@ -209,12 +267,18 @@ class Daemon:
                     await self.bridge.stop()
                 elif name == "agi":
                     await self.agi.stop()
+                elif name == "speech" and self.speech is not None:
+                    await self.speech.stop()
                 elif name == "callpath":
                     await self.callpath.stop()
                 elif name == "recordings" and self.recordings is not None:
                     await self.recordings.stop()
                 elif name == "writer" and self.writer is not None:
                     await self.writer.stop()
+                elif name == "webhooks" and self.webhooks is not None:
+                    await self.webhooks.stop(drain=2.0)
+                elif name == "crm_session" and self.crm_session is not None:
+                    await self.crm_session.close()
                 elif name == "pool":
                     await self.pool.close()
             except Exception:
@@ -261,6 +325,18 @@ class Daemon:
     def _on_stats(self, event: StatsEvent) -> None:
         self.stats.apply(event)
         self.bridge.observe(event)
+        if self.webhooks is not None:
+            self._webhook(event)
+
+    def _webhook(self, event: StatsEvent) -> None:
+        assert self.webhooks is not None
+        kind = _WEBHOOK_OF.get(type(event))
+        interaction_id = getattr(event, "interaction_id", None)
+        record = self.callpath.recent(interaction_id) if kind and interaction_id else None
+        if kind is None or record is None:
+            return
+        outcome = "abandoned" if isinstance(event, Abandoned) else record.phase.value
+        self.webhooks.submit(kind, call_data(record, outcome=outcome))
 
     async def _authenticate(self, token: str) -> Principal:
         if self.settings.http.auth == "off":
@@ -292,6 +368,7 @@ class Daemon:
             "queues": self.views.queues(),
             "calls": self.views.live_calls(),
             "supervisors": sorted(self.site.supervisors),
+            "kpis": queue_kpis(self.stats.snapshot()),
             "pause_reasons": [r for r in self.site.pause_reasons if r != "no answer"],
         }
 
@@ -306,6 +383,8 @@ class Daemon:
                 log.error("audit.write_failed", error=str(exc))
 
     async def _contact_for(self, number: str) -> dict[str, Any] | None:
+        if self.contacts is not None:
+            return await screen_pop(self.contacts, number, limit=self.settings.crm.history_limit)
         result = fixture_lookup(self.crm, Lookup("crm_ani", {"ani": number}))
         if result.data is None:
             return None
@@ -369,14 +448,24 @@ class Daemon:
 
     def _ivr_services(self) -> IvrServices:
         fixture = self.crm
+        contacts = self.contacts
 
         async def lookup(request: Lookup) -> LookupResult:
-            return fixture_lookup(fixture, request)
+            # Web-service lookups ("http" nodes) still come from the fixture.
+            if contacts is None or request.kind == "http":
+                return fixture_lookup(fixture, request)
+            return await crm_lookup(contacts, request, now=datetime.now(UTC))
 
         async def offer_callback(request: OfferCallback) -> CallbackResult:
             return CallbackResult(False, "callbacks from the IVR are not wired yet")
 
-        return IvrServices(lookup, offer_callback, self.settings.recording.asterisk_dir)
+        return IvrServices(
+            lookup,
+            offer_callback,
+            self.settings.recording.asterisk_dir,
+            prompts=self.prompts,
+            speech=self.speech,
+        )
 
     async def _after_agent(self, session: AgiSession) -> None:
         """The agent hung up first: the queue's survey, if any, then hang up."""
@@ -422,6 +511,14 @@ class Daemon:
             if adopted:
                 log.info("calls.adopted", count=adopted)
             self.callpath.telephony_restored()
+
+
+_WEBHOOK_OF: dict[type, Literal["call.started", "call.answered", "call.ended"]] = {
+    Offered: "call.started",
+    Answered: "call.answered",
+    Ended: "call.ended",
+    Abandoned: "call.ended",
+}
 
 
 def _ivr_context(context: IvrContext) -> dict[str, object]:

@@ -26,6 +26,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import asyncpg
 from aiohttp import web
 
+from callcenter.adapters.rest_auth import authorize
+from callcenter.cti.access import Action
 from callcenter.errors import ConfigError, StoreError
 from callcenter.stats.kpis import Dimension
 from callcenter.stats.model import StatsConfig
@@ -99,6 +101,7 @@ def add_report_routes(
         handler: Callable[[web.Request, asyncpg.Pool], Awaitable[web.Response]],
     ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def run(request: web.Request) -> web.Response:
+            authorize(request, Action.SUPERVISE)  # reports are for supervisors and admins
             pool = pool_provider()
             if pool is None:
                 return _error(503, "no database")

@@ -19,6 +19,8 @@ from callcenter.config import load_settings
 from callcenter.sandbox.asterisk import REPO, AsteriskPorts, AsteriskSandbox
 from callcenter.sandbox.postgres import PostgresSandbox
 
+DEMO_CONTACTS = REPO / "ivr_scripts" / "fixtures" / "contacts.csv"
+
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser = subparsers.add_parser("run", help="run the daemon")
@@ -86,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
 async def _serve(settings: Any, demo_password: str | None = None) -> None:
     # Imported here so that the other commands (asterisk, ivr, ...) do not
     # pull in the whole daemon.
+    from callcenter.crm.csv_import import import_csv
+    from callcenter.crm.store import PgCrm
     from callcenter.daemon import Daemon
     from callcenter.store.users import seed_site_users
 
@@ -100,8 +104,9 @@ async def _serve(settings: Any, demo_password: str | None = None) -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await daemon.start()
         try:
-            if demo_password is not None and daemon.users is not None:
+            if demo_password is not None and daemon.users is not None and daemon.pool is not None:
                 made = await seed_site_users(daemon.users, daemon.site, demo_password)
+                await import_csv(PgCrm(daemon.pool, settings.crm), DEMO_CONTACTS)
                 base = f"http://{settings.http.host}:{daemon.http.port}"
                 print(
                     f"desktop {base}/desktop, wallboard {base}/wallboard: log in as "

@@ -20,7 +20,7 @@ import structlog
 
 from callcenter.adapters.cti_ws import CtiServer
 from callcenter.clock import Clock
-from callcenter.cti.journal import agent_stream
+from callcenter.cti.journal import SUPERVISORS, agent_stream
 from callcenter.cti.projector import Projector, Publication
 from callcenter.cti.views import LiveViews
 from callcenter.errors import CallCenterError
@@ -43,6 +43,8 @@ class CtiBridge:
         clock: Clock,
         lookup: ContactLookup | None = None,
         *,
+        kpis: Callable[[], dict[str, Any]] | None = None,
+        kpi_interval: float = 5.0,
         lookup_timeout: float = 2.0,
     ) -> None:
         self.views = views
@@ -52,6 +54,27 @@ class CtiBridge:
         self.lookup_timeout = lookup_timeout
         self.projector = Projector(views)
         self._lookups: set[asyncio.Task[None]] = set()
+        self._kpis = kpis
+        self.kpi_interval = kpi_interval
+        self._kpi_task: asyncio.Task[None] | None = None
+        self._last_kpis: dict[str, Any] | None = None
+
+    async def start(self) -> None:
+        if self._kpis is not None:
+            self._kpi_task = asyncio.create_task(self._kpi_loop(), name="cti-kpis")
+
+    async def _kpi_loop(self) -> None:
+        """Queue KPIs to the wallboards, every few seconds when they change
+        (they move with time as well as with events: sliding windows)."""
+        assert self._kpis is not None
+        while True:
+            figures = self._kpis()
+            if figures != self._last_kpis:
+                self._last_kpis = figures
+                self.publish(
+                    Publication(SUPERVISORS, self._clock.wall(), "queue.kpis", {"queues": figures})
+                )
+            await asyncio.sleep(self.kpi_interval)
 
     def observe(self, event: StatsEvent) -> None:
         if isinstance(event, Offered) and self._lookup is not None:
@@ -64,7 +87,8 @@ class CtiBridge:
         self.server.publish(publication)
 
     async def stop(self) -> None:
-        await cancel_and_wait(list(self._lookups))
+        await cancel_and_wait([*self._lookups, *([self._kpi_task] if self._kpi_task else [])])
+        self._kpi_task = None
         await self.server.close_all()
 
     def _start_lookup(self, interaction_id: str) -> None:

@@ -11,6 +11,8 @@ from typing import Any
 
 from callcenter.acd import Engine
 from callcenter.callpath.service import CallPath, CallRecord
+from callcenter.stats.kpis import Counts
+from callcenter.stats.realtime import RealtimeSnapshot
 
 
 class LiveViews:
@@ -131,3 +133,36 @@ class LiveViews:
             "transfer": record.context.get("transfer"),
             "notes": record.notes,
         }
+
+
+def queue_kpis(snapshot: RealtimeSnapshot) -> dict[str, dict[str, Any]]:
+    """Per queue since start: offered, answered, abandoned, SL (last 15 min),
+    ASA and abandon rate, with the KPI definitions of callcenter.stats.kpis."""
+    totals: dict[str, Counts] = {}
+    for c in snapshot.counters:
+        counts = Counts(
+            offered=c.offered,
+            answered=c.answered,
+            answered_in_sl=c.answered_in_sl,
+            abandoned=c.abandoned,
+            abandoned_in_sl=c.abandoned_in_sl,
+            short_abandoned=c.short_abandoned,
+        )
+        totals[c.queue] = totals.get(c.queue, Counts()) + counts
+    out: dict[str, dict[str, Any]] = {}
+    for now in snapshot.queues:
+        counts = totals.get(now.queue, Counts())
+        wait = snapshot.wait.get((now.queue, "answered"))
+        # Waits come from the histogram (one per queue, all skills).
+        counts = counts + Counts(wait_answered=wait.total if wait else 0.0)
+        out[now.queue] = {
+            "queue": now.queue,
+            "offered": counts.offered,
+            "answered": counts.answered,
+            "abandoned": counts.abandoned,
+            "service_level": now.service_level.get("15m"),
+            "sl_threshold": now.threshold,
+            "asa": None if counts.asa is None else round(counts.asa, 1),
+            "abandon_rate": counts.abandon_rate,
+        }
+    return out

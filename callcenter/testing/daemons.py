@@ -10,10 +10,13 @@ from typing import Any
 import aiohttp
 
 from callcenter.config import Settings
+from callcenter.crm.csv_import import import_csv
+from callcenter.crm.store import PgCrm
 from callcenter.daemon import Daemon
 from callcenter.testing.instances import AsteriskInstance
 
 REPO = Path(__file__).resolve().parents[2]
+DEMO_CONTACTS = REPO / "ivr_scripts" / "fixtures" / "contacts.csv"
 
 
 @contextlib.asynccontextmanager
@@ -53,6 +56,10 @@ async def running_daemon(
     d = Daemon(settings)
     await d.start()
     try:
+        if d.pool is not None:
+            # The demo contacts (same customers as ivr_scripts/fixtures/crm.json).
+            report = await import_csv(PgCrm(d.pool, settings.crm), DEMO_CONTACTS)
+            assert not report.errors, report.errors
         await d.ami.wait_connected(10)
         yield d
     finally:

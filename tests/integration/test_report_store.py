@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from callcenter.adapters.rest_auth import auth_middleware
 from callcenter.adapters.rest_reports import add_report_routes
 from callcenter.cli import main
 from callcenter.stats import StatsConfig
@@ -326,7 +327,8 @@ async def test_rest_reports_json_csv_and_errors(database_url: str) -> None:
     url = await populate(database_url, recompute=True)
     pool = await create_pool(url)
     current: list[asyncpg.Pool | None] = [None]
-    app = web.Application()
+    # Authentication off: a local admin (the role checks are tested in test_cti).
+    app = web.Application(middlewares=[auth_middleware(lambda: None, required=False)])
     add_report_routes(app, lambda: current[0], config=CONFIG, agents=AGENTS)
     server = TestServer(app)
     await server.start_server()

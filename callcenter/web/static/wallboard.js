@@ -5,6 +5,8 @@
   const $ = (id) => document.getElementById(id);
   const agents = new Map();
   const queues = new Map();
+  const kpis = new Map();
+  const percent = (value) => (value == null ? "–" : `${Math.round(value * 100)} %`);
   let me = null;
   let pauseReason = "meeting";
 
@@ -16,9 +18,10 @@
     for (const q of [...queues.values()].sort((a, b) => a.queue.localeCompare(b.queue))) {
       const row = body.insertRow();
       row.dataset.queue = q.queue;
-      for (const value of [q.queue, q.waiting, q.ringing, q.talking, `${Math.round(q.longest_wait)} s`]) {
-        row.insertCell().textContent = value;
-      }
+      const k = kpis.get(q.queue) || {};
+      const values = [q.queue, q.waiting, q.ringing, q.talking, `${Math.round(q.longest_wait)} s`,
+        k.offered ?? 0, percent(k.service_level), k.asa == null ? "–" : `${k.asa} s`, percent(k.abandon_rate)];
+      for (const value of values) row.insertCell().textContent = value;
     }
   }
 
@@ -78,6 +81,10 @@
   function onEvent(msg) {
     if (msg.kind === "agent.state") { agents.set(msg.data.agent, msg.data); renderAgents(); }
     else if (msg.kind === "queue.update") { queues.set(msg.data.queue, msg.data); renderQueues(); }
+    else if (msg.kind === "queue.kpis") {
+      for (const k of Object.values(msg.data.queues)) kpis.set(k.queue, k);
+      renderQueues();
+    }
   }
 
   function start() {
@@ -96,6 +103,7 @@
         queues.clear();
         for (const a of msg.snapshot.agents || []) agents.set(a.agent, a);
         for (const q of Object.values(msg.snapshot.queues || {})) queues.set(q.queue, q);
+        for (const k of Object.values(msg.snapshot.kpis || {})) kpis.set(k.queue, k);
         renderAgents();
         renderQueues();
       },
