@@ -20,6 +20,7 @@ from callcenter.adapters.cti_ws import CtiServer
 from callcenter.adapters.fastagi import AgiSession, FastAgiServer
 from callcenter.adapters.http import HttpServer
 from callcenter.adapters.metrics import DaemonHealth, MetricsExporter, metrics_routes
+from callcenter.adapters.openapi import openapi_routes
 from callcenter.adapters.recordings import Processed, RecordingWorker
 from callcenter.adapters.rest_agents import agent_routes
 from callcenter.adapters.rest_auth import LOCAL_ADMIN, auth_middleware, auth_routes
@@ -151,6 +152,11 @@ class Daemon:
         )
         self.http.app.add_routes(self.cti.routes())
         self.http.app.add_routes(web_routes())
+        self.http.app.add_routes(
+            openapi_routes(
+                {"agent": sorted(self.site.agents), "supervisor": sorted(self.site.supervisors)}
+            )
+        )
         self.stats = RealtimeStats(
             StatsConfig(
                 queue_sl_thresholds={n: q.sl_threshold for n, q in self.site.queues.items()}

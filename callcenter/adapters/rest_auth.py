@@ -15,6 +15,7 @@ for a lab or a test) every request acts as a local admin.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -29,7 +30,8 @@ __all__ = ["LOCAL_ADMIN", "auth_middleware", "auth_routes", "authorize", "princi
 
 LOCAL_ADMIN = Principal("local", Role.ADMIN, None)
 PRINCIPAL = web.RequestKey("principal", Principal)
-_OPEN = ("/api/auth/login",)
+_LOGIN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_OPEN = ("/api/auth/login", "/api/openapi.json")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -109,7 +111,9 @@ def auth_routes(users_of: UsersProvider) -> list[web.RouteDef]:
         name, password = data.get("login"), data.get("password")
         if not isinstance(name, str) or not isinstance(password, str):
             raise json_error(400, "'login' and 'password' must be strings")
-        if not name or len(name) > 64 or len(password) > 256:
+        # Logins are [A-Za-z0-9_.-]{1,64} (the users table checks it too): a
+        # NUL or a lone surrogate never reaches the database driver.
+        if not _LOGIN.fullmatch(name) or len(password) > 256 or "\x00" in password:
             raise json_error(401, "wrong login or password")
         try:
             token, who = await users.login(name, password, _now())

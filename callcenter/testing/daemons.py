@@ -28,9 +28,11 @@ async def running_daemon(
     database_url: str | None = None,
     scripts_dir: Path | None = None,
     auth: str = "off",
+    contacts: bool = False,
     extra: dict[str, Any] | None = None,
 ) -> AsyncIterator[Daemon]:
-    """``auth`` "off" for call-path tests; "required" (needs a database) for CTI."""
+    """``auth`` "off" for call-path tests; "required" (needs a database) for CTI.
+    ``contacts``: import the demo contacts into the CRM (needs a database)."""
     site = tmp_path / "site.yaml"
     site.write_text(site_text)
     settings = Settings.model_validate(
@@ -56,7 +58,8 @@ async def running_daemon(
     d = Daemon(settings)
     await d.start()
     try:
-        if d.pool is not None:
+        if contacts:
+            assert d.pool is not None, "contacts need a database"
             # The demo contacts (same customers as ivr_scripts/fixtures/crm.json).
             report = await import_csv(PgCrm(d.pool, settings.crm), DEMO_CONTACTS)
             assert not report.errors, report.errors

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,9 @@ async def test_roles_decide_who_may_do_what_and_supervisors_are_audited(
     asterisk: AsteriskInstance, tmp_path: Path, database_url: str
 ) -> None:
     url = await fresh_database(database_url)
-    async with running_daemon(asterisk, tmp_path, SITE, database_url=url, auth="required") as d:
+    async with running_daemon(
+        asterisk, tmp_path, SITE, database_url=url, auth="required", contacts=True
+    ) as d:
         await seeded(d)
         assert (await rest(d, "GET", "/api/agents"))[0] == 401
         assert (await rest(d, "GET", "/api/agents", token="forged"))[0] == 401
@@ -146,7 +149,9 @@ async def test_hostile_socket_messages_get_errors_or_a_clean_close(
 ) -> None:
     url = await fresh_database(database_url)
     async with (
-        running_daemon(asterisk, tmp_path, SITE, database_url=url, auth="required") as d,
+        running_daemon(
+            asterisk, tmp_path, SITE, database_url=url, auth="required", contacts=True
+        ) as d,
         aiohttp.ClientSession() as http,
     ):
         await seeded(d)
@@ -204,7 +209,9 @@ async def test_socket_cut_while_ringing_resumes_with_the_missed_events_in_order(
 ) -> None:
     url = await fresh_database(database_url)
     async with (
-        running_daemon(asterisk, tmp_path, SITE, database_url=url, auth="required") as d,
+        running_daemon(
+            asterisk, tmp_path, SITE, database_url=url, auth="required", contacts=True
+        ) as d,
         aiohttp.ClientSession() as http,
         sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=2500, talk_ms=3000),
     ):
@@ -250,3 +257,39 @@ async def test_socket_cut_while_ringing_resumes_with_the_missed_events_in_order(
             fresh = await Socket(d, http).open({"token": token, "epoch": "old", "after": 3})
             assert fresh["resumed"] is False
             assert fresh["snapshot"]["agent"]["state"] == "wrap_up"
+
+
+async def test_rest_api_fuzzed_from_its_openapi_document_never_fails_on_the_server(
+    asterisk: AsteriskInstance, tmp_path: Path, database_url: str
+) -> None:
+    url = await fresh_database(database_url)
+    async with running_daemon(
+        asterisk, tmp_path, SITE, database_url=url, auth="required", contacts=True
+    ) as d:
+        await seeded(d)
+        token = await login(d, "admin")
+        status, document = await rest(d, "GET", "/api/openapi.json")
+        assert status == 200
+        assert "/api/agents/{agent}/pause" in document["paths"]
+        assert "/api/reports/daily" in document["paths"]
+        schemathesis = Path(sys.executable).parent / "schemathesis"
+        fuzz = await asyncio.create_subprocess_exec(
+            str(schemathesis),
+            "run",
+            f"http://127.0.0.1:{d.http.port}/api/openapi.json",
+            "--checks",
+            "not_a_server_error",
+            "--header",
+            f"Authorization: Bearer {token}",
+            "--max-examples",
+            "30",
+            "--exclude-path",
+            "/api/auth/logout",  # it would revoke the token the fuzzer uses
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await asyncio.wait_for(fuzz.communicate(), 600)
+        report = output.decode(errors="replace")
+        assert fuzz.returncode == 0, report[-6000:]
+        assert "passed" in report.lower(), report[-2000:]
+        assert (await rest(d, "GET", "/health"))[0] == 200

@@ -87,7 +87,9 @@ async def test_agent_desktop_and_supervisor_wallboard_on_a_real_call(
     spies: list[ChanSpyStart] = []
     url = await fresh_database(database_url)
     async with (
-        running_daemon(asterisk, tmp_path, SITE, database_url=url, auth="required") as d,
+        running_daemon(
+            asterisk, tmp_path, SITE, database_url=url, auth="required", contacts=True
+        ) as d,
         sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=1500, talk_ms=12000),
     ):
         assert d.users is not None
