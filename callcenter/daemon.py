@@ -166,6 +166,7 @@ class Daemon:
         for name, queue in self.site.queues.items():
             self.stats.declare_queue(name, [next(iter(queue.skills), "")])
         self.callpath.on_stats = self._on_stats
+        self.callpath.on_disposition = self._disposition_set
         self.metrics = MetricsExporter(self.stats, self._metrics_health)
         self.http.app.add_routes(metrics_routes(self.metrics))
         add_report_routes(
@@ -333,6 +334,10 @@ class Daemon:
         self.bridge.observe(event)
         if self.webhooks is not None:
             self._webhook(event)
+
+    def _disposition_set(self, record: CallRecord) -> None:
+        if self.webhooks is not None:
+            self.webhooks.submit("call.disposition", call_data(record, outcome=record.phase.value))
 
     def _webhook(self, event: StatsEvent) -> None:
         assert self.webhooks is not None

@@ -33,6 +33,10 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "required": ["number"],
     },
     ("POST", "/api/agents/{agent}/conference"): {"properties": {"number": _TEXT, "agent": _TEXT}},
+    ("POST", "/api/agents/{agent}/callbacks"): {
+        "properties": {"interaction": _TEXT, "number": _TEXT, "at": _TEXT},
+        "required": ["interaction", "number"],
+    },
     ("POST", "/api/agents/{agent}/message"): {
         "properties": {"text": _TEXT},
         "required": ["text"],

@@ -10,6 +10,9 @@
     POST /api/agents/{agent}/consult    {"number": "0612345678"}  (attended transfer)
     POST /api/agents/{agent}/consult/complete | /consult/cancel
     POST /api/agents/{agent}/conference {"number": "0612345678"} or {"agent": "a05"}
+    POST /api/agents/{agent}/hold | /resume | /hangup
+    POST /api/agents/{agent}/callbacks  {"interaction": "...", "number": "0612345678",
+                                         "at": "2026-12-02T15:30:00+01:00"}  (at: optional)
     POST /api/interactions/{id}/disposition  {"agent": "a03", "code": "resolved", "notes": ""}
     POST /api/agents/{agent}/message    {"text": "..."}  (supervisor -> agent desktop)
     POST /api/supervisors/{sup}/coach   {"agent": "a03", "mode": "listen|whisper|barge"}
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -39,7 +43,7 @@ from callcenter.adapters.rest_auth import authorize, json_error, principal_of
 from callcenter.adapters.telephony import SpyMode
 from callcenter.callpath.service import CallPath
 from callcenter.cti.access import Action, Principal, acts_for_other
-from callcenter.cti.journal import agent_stream
+from callcenter.cti.journal import SUPERVISORS, agent_stream
 from callcenter.cti.projector import Publication
 from callcenter.cti.views import LiveViews
 from callcenter.errors import AsteriskError, ConfigError, IllegalTransition, RoutingError
@@ -171,6 +175,53 @@ def agent_routes(
         room = await on_call(callpath.conference(agent, number=number, agent=other))
         return web.json_response({"room": room})
 
+    def tell(agent: str, kind: str, interaction: str) -> None:
+        """A call step that only the REST action knows of: the agent's screens
+        and the wallboards hear of it too."""
+        now = callpath.clock.wall()
+        data = {"interaction": interaction, "agent": agent}
+        notify(Publication(agent_stream(agent), now, kind, data))
+        notify(Publication(SUPERVISORS, now, kind, data))
+
+    async def hold(request: web.Request) -> web.Response:
+        agent = known_agent(request)
+        interaction = await on_call(callpath.hold(agent))
+        tell(agent, "call.held", interaction)
+        return web.json_response({"interaction": interaction, "held": True})
+
+    async def resume(request: web.Request) -> web.Response:
+        agent = known_agent(request)
+        interaction = await on_call(callpath.resume(agent))
+        tell(agent, "call.resumed", interaction)
+        return web.json_response({"interaction": interaction, "held": False})
+
+    async def hangup(request: web.Request) -> web.Response:
+        agent = known_agent(request)
+        interaction = await on_call(callpath.hangup(agent))
+        return web.json_response({"interaction": interaction})
+
+    async def schedule_callback(request: web.Request) -> web.Response:
+        data = await body(request)
+        agent = known_agent(request)
+        interaction = text_field(data, "interaction", required=True) or ""
+        number = text_field(data, "number", required=True) or ""
+        at_text = text_field(data, "at", required=False)
+        not_before: float | None = None
+        if at_text is not None:
+            try:
+                moment = datetime.fromisoformat(at_text)
+            except ValueError:
+                raise json_error(400, "'at' must be an ISO 8601 date-time") from None
+            if moment.tzinfo is None:
+                raise json_error(400, "'at' needs a time zone offset, e.g. +01:00")
+            not_before = moment.timestamp()
+        try:
+            callback = callpath.schedule_callback(agent, interaction, number, not_before)
+        except RoutingError as exc:
+            raise json_error(409, str(exc)) from None
+        await audited(request, "callback.schedule", agent, number=number, at=at_text)
+        return web.json_response({"callback": callback, "not_before": not_before})
+
     async def disposition(request: web.Request) -> web.Response:
         data = await body(request)
         agent = text_field(data, "agent", required=True) or ""
@@ -246,6 +297,10 @@ def agent_routes(
         web.post("/api/agents/{agent}/conference", conference),
         web.post("/api/interactions/{interaction}/disposition", disposition),
         web.post("/api/agents/{agent}/message", message),
+        web.post("/api/agents/{agent}/hold", hold),
+        web.post("/api/agents/{agent}/resume", resume),
+        web.post("/api/agents/{agent}/hangup", hangup),
+        web.post("/api/agents/{agent}/callbacks", schedule_callback),
         web.post("/api/supervisors/{supervisor}/coach", coach),
         web.get("/api/agents", agents),
         web.get("/api/queues", queues),

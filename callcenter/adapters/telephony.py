@@ -232,6 +232,27 @@ class Telephony:
             },
         )
 
+    async def hold(self, agent_leg: str, caller: str) -> None:
+        """The caller to music on hold (callcenter-hold), the agent's leg to
+        callcenter-held, both at once: neither is left alone in the bridge."""
+        await self.ami.send(
+            "Redirect",
+            {
+                "Channel": agent_leg,
+                "Context": "callcenter-held",
+                "Exten": "s",
+                "Priority": "1",
+                "ExtraChannel": caller,
+                "ExtraContext": "callcenter-hold",
+                "ExtraExten": "s",
+                "ExtraPriority": "1",
+            },
+        )
+
+    async def resume(self, agent_leg: str) -> None:
+        """The agent's leg bridges the held caller again (callcenter-connect)."""
+        await self.redirect(agent_leg, "callcenter-connect", "s")
+
     async def complete_transfer(self, agent_leg: str, caller: str, target: str) -> None:
         """Attended transfer, step 2: the caller meets the consulted party;
         the agent's leg ends (CC_XFER_DONE keeps it from taking the caller back)."""

@@ -125,6 +125,9 @@ class CallRecord:
     disposition: str | None = None
     notes: str = ""
     consult: dict[str, object] | None = None
+    held_since: float | None = None
+    """On hold since (monotonic): the caller hears music, the agent's leg waits."""
+    hold_seconds: float = 0.0
     """An attended transfer in progress: number, target leg, state."""
     _path: CallPath | None = field(default=None, repr=False)
 
@@ -175,6 +178,7 @@ class CallPath:
         self._held_for_restart: set[str] = set()
         # Real-time statistics (callcenter/stats): fed, never consulted here.
         self.on_stats: Callable[[StatsEvent], object] | None = None
+        self.on_disposition: Callable[[CallRecord], None] | None = None
         self._wrapping: dict[str, str] = {}  # agent -> interaction in wrap-up
 
     # ------------------------------------------------------------ lifecycle
@@ -620,6 +624,9 @@ class CallPath:
                 if leg is not None:
                     self._spawn_action(self._hangup_quietly(leg))
             elif record.phase is Phase.CONNECTED:
+                if record.held_since is not None and record.agent_leg is not None:
+                    # The agent's leg waits alone in callcenter-held: end it.
+                    self._spawn_action(self._hangup_quietly(record.agent_leg))
                 self._complete(record, now)
         elif (interaction_id := self._by_leg.get(uniqueid)) is not None:
             record = self.calls.get(interaction_id)
@@ -628,6 +635,9 @@ class CallPath:
             if record.phase is Phase.RINGING:
                 self._offer_failed(record, f"agent leg hung up ({change.cause_txt})")
             elif record.phase is Phase.CONNECTED:
+                if record.held_since is not None and record.caller_uniqueid:
+                    # The agent hung up during hold: nobody will take the caller back.
+                    self._spawn_action(self._hangup_quietly(record.caller_uniqueid))
                 self._complete(record, now)
             elif record.phase is Phase.DIALING:
                 self._callback_attempt_over(record, now)
@@ -647,9 +657,10 @@ class CallPath:
 
     def _complete(self, record: CallRecord, now: float) -> None:
         record.phase = Phase.COMPLETED
+        self._end_hold(record)
         if "transfer" in record.context:
             self._stat(Transferred(now, record.interaction_id))
-        self._stat(Ended(now, record.interaction_id))
+        self._stat(Ended(now, record.interaction_id, hold_seconds=round(record.hold_seconds, 3)))
         if record.agent_id is not None:
             self._wrapping[record.agent_id] = record.interaction_id
         log.info("call.completed", interaction=record.interaction_id, agent=record.agent_id)
@@ -795,6 +806,84 @@ class CallPath:
         )
         return record.interaction_id
 
+    async def hold(self, agent_id: str) -> str:
+        """The caller hears music on hold; the agent's leg waits for resume."""
+        record = self._live_call_of(agent_id)
+        assert record.agent_leg is not None
+        if record.kind != "call":
+            raise RoutingError("only a caller on the line can be put on hold")
+        if record.held_since is not None:
+            raise RoutingError("the call is already on hold")
+        if record.consult is not None:
+            raise RoutingError("a consultation is in progress (the caller is already on hold)")
+        await self.telephony.hold(record.agent_leg, record.caller_uniqueid)
+        record.held_since = self.clock.now()
+        log.info("call.held", interaction=record.interaction_id)
+        return record.interaction_id
+
+    async def resume(self, agent_id: str) -> str:
+        """Take the caller back off hold: the agent's leg bridges them again."""
+        record = self._live_call_of(agent_id)
+        assert record.agent_leg is not None
+        if record.held_since is None:
+            raise RoutingError("the call is not on hold")
+        await self.telephony.resume(record.agent_leg)
+        self._end_hold(record)
+        log.info("call.resumed", interaction=record.interaction_id)
+        return record.interaction_id
+
+    def _end_hold(self, record: CallRecord) -> None:
+        if record.held_since is not None:
+            record.hold_seconds += self.clock.now() - record.held_since
+            record.held_since = None
+
+    async def hangup(self, agent_id: str) -> str:
+        """The agent ends the call from the desktop (as from the phone)."""
+        record = self._live_call_of(agent_id)
+        assert record.agent_leg is not None
+        await self.telephony.hangup(record.agent_leg)
+        return record.interaction_id
+
+    def schedule_callback(
+        self, agent_id: str, interaction_id: str, number: str, not_before_wall: float | None
+    ) -> str:
+        """The agent promises the customer a call back (at a time, or as soon
+        as an agent is free): a callback interaction in the same queue."""
+        origin = self.recent(interaction_id)
+        if origin is None:
+            raise RoutingError(f"unknown interaction {interaction_id!r}")
+        if origin.agent_id != agent_id:
+            raise RoutingError(f"interaction {interaction_id} was not handled by {agent_id}")
+        if not is_phone_number(number):
+            raise RoutingError(f"not a phone number: {number!r}")
+        callback = CallRecord(
+            interaction_id=str(uuid.uuid4()),
+            node=self.node,
+            caller_uniqueid="",
+            caller_channel="",
+            caller_number=number,
+            dnis=origin.dnis,
+            queue=origin.queue,
+            language=origin.language,
+            priority=origin.priority,
+            arrived_at=self.clock.now(),
+            arrived_wall=self.clock.wall(),
+            callback_number=number,
+            kind="callback",
+            origin=origin.interaction_id,
+            not_before_wall=not_before_wall,
+            context={"scheduled_by": agent_id},
+            _path=self,
+        )
+        log.info(
+            "callback.scheduled",
+            interaction=callback.interaction_id,
+            origin=origin.interaction_id,
+            agent=agent_id,
+        )
+        self._enqueue_callback(callback)
+        return callback.interaction_id
+
     async def consult(self, agent_id: str, number: str) -> str:
         """Attended transfer: the caller waits on hold, the agent talks to
         ``number``; then :meth:`complete_transfer` or :meth:`cancel_transfer`."""
@@ -896,6 +985,8 @@ class CallPath:
         record.disposition, record.notes = code, notes
         if record.phase in _FINISHED and self.on_finished is not None:
             self.on_finished(record)  # an upsert: the stored row gets the code
+        if self.on_disposition is not None:
+            self.on_disposition(record)
 
     async def coach(self, supervisor_id: str, agent_id: str, mode: SpyMode) -> str:
         """Ring the supervisor's phone into ChanSpy on the agent's live call.

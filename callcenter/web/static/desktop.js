@@ -50,6 +50,7 @@
       return;
     }
     pop.dataset.interaction = call.interaction;
+    if (call.number && !$("callback-number").value) $("callback-number").value = call.number;
     $("no-call").hidden = true;
     $("call-details").hidden = false;
     $("vip").hidden = !call.vip;
@@ -98,6 +99,8 @@
       case "call.ended": renderCall("ended"); break;
       case "call.cancelled": if (call && call.interaction === data.interaction) { call = null; renderCall("cancelled"); } break;
       case "call.transferred": renderCall("ended"); break;
+      case "call.held": renderCall("held"); break;
+      case "call.resumed": renderCall("answered"); break;
       case "message": {
         const li = document.createElement("li");
         li.textContent = `${CTI.t("msg.from", { from: data.from })} : ${data.text}`;
@@ -211,6 +214,17 @@
   $("btn-complete").onclick = () => transferred(act("consult/complete"));
   $("btn-cancel").onclick = () => act("consult/cancel");
   $("btn-conference").onclick = () => act("conference", target());
+  $("btn-hold").onclick = () => act("hold");
+  $("btn-resume").onclick = () => act("resume");
+  $("btn-hangup").onclick = () => act("hangup");
+  $("btn-callback").onclick = async () => {
+    if (!call) return;
+    const local = $("callback-at").value;  // the browser's time zone
+    const body = { interaction: call.interaction, number: $("callback-number").value.trim() };
+    if (local) body.at = new Date(local).toISOString();
+    const result = await act("callbacks", body);
+    if (result) $("callback-result").textContent = CTI.t("cb.done");
+  };
 
   if (CTI.who()) start();
 })();

@@ -1,0 +1,140 @@
+"""Tier 3: what an agent does to a live call from the desktop: hold, resume,
+hang up, and a callback promised to the customer, on the sandbox Asterisk."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from callcenter.callpath.service import Phase
+from callcenter.testing.daemons import rest, running_daemon
+from callcenter.testing.instances import AsteriskInstance
+from callcenter.testing.sipp import sipp_agents, sipp_caller
+from callcenter.testing.waiting import until
+
+pytestmark = pytest.mark.asterisk
+
+SITE = """
+queues:
+  support:
+    skills: {support: 1}
+    language: fr
+    ring_timeout: 8
+    wrapup: 1
+    first_announce_after: 60
+routes:
+  '3901': {queue: support}
+agents:
+  a01: {name: Agent 1, endpoint: agent11, skills: {support: 5}}
+"""
+
+
+def channel_apps(asterisk: AsteriskInstance) -> list[str]:
+    """Application of every live channel ("core show channels concise")."""
+    lines = asterisk.cli("core show channels concise").splitlines()
+    return [line.split("!")[5] for line in lines if line.count("!") > 5]
+
+
+async def test_hold_resume_and_hangup_from_the_desktop(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    async with (
+        running_daemon(asterisk, tmp_path, SITE) as d,
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=200),
+        sipp_caller(asterisk.ports.sip, "3901") as caller,
+    ):
+        d.callpath.agent_login("a01")
+        await until(
+            lambda: any(r.phase is Phase.CONNECTED for r in d.callpath.calls.values()),
+            what="connected",
+        )
+        [record] = list(d.callpath.calls.values())
+        await until(lambda: channel_apps(asterisk).count("Bridge") == 1, what="bridged")
+
+        status, body = await rest(d, "POST", "/api/agents/a01/hold")
+        assert status == 200, body
+        await until(lambda: "MusicOnHold" in channel_apps(asterisk), what="caller hears MOH")
+        assert "Wait" in channel_apps(asterisk)  # the agent's leg, waiting
+        assert (await rest(d, "POST", "/api/agents/a01/hold"))[0] == 409  # already held
+        await asyncio.sleep(0.5)  # some hold time to count
+
+        status, body = await rest(d, "POST", "/api/agents/a01/resume")
+        assert status == 200, body
+        await until(lambda: "MusicOnHold" not in channel_apps(asterisk), what="off hold")
+        await until(lambda: channel_apps(asterisk).count("Bridge") == 1, what="bridged again")
+        assert record.phase is Phase.CONNECTED
+        assert record.hold_seconds >= 0.5
+        assert (await rest(d, "POST", "/api/agents/a01/resume"))[0] == 409  # not held
+
+        status, body = await rest(d, "POST", "/api/agents/a01/hangup")
+        assert status == 200, body
+        await until(lambda: record.phase is Phase.COMPLETED, what="completed")
+        assert (await rest(d, "POST", "/api/agents/a01/hangup"))[0] == 409  # no call
+        await caller.wait(timeout=40)
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")
+
+
+async def test_caller_hanging_up_during_hold_frees_the_agent(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    async with (
+        running_daemon(asterisk, tmp_path, SITE) as d,
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=200),
+        sipp_caller(asterisk.ports.sip, "3901", hangup_after_ms=4000) as caller,
+    ):
+        d.callpath.agent_login("a01")
+        await until(
+            lambda: any(r.phase is Phase.CONNECTED for r in d.callpath.calls.values()),
+            what="connected",
+        )
+        [record] = list(d.callpath.calls.values())
+        assert (await rest(d, "POST", "/api/agents/a01/hold"))[0] == 200
+        await caller.wait(timeout=20)
+        await until(lambda: record.phase is Phase.COMPLETED, what="completed")
+        assert record.hold_seconds > 0
+    # The agent's leg did not stay waiting in callcenter-held.
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")
+
+
+async def test_agent_schedules_a_callback_for_the_customer(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    async with (
+        running_daemon(asterisk, tmp_path, SITE) as d,
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=200, talk_ms=1500),
+        sipp_agents(asterisk.ports.sip, port=asterisk.ports.trunk, answer_ms=300, talk_ms=1500),
+    ):
+        d.callpath.agent_login("a01")
+        async with sipp_caller(asterisk.ports.sip, "3901") as caller:
+            await until(lambda: d.callpath.history, timeout=30, what="first call done")
+            await caller.wait(timeout=40)
+        [first] = list(d.callpath.history)
+        due = datetime.fromtimestamp(time.time() + 3, UTC)
+        body = {"interaction": first.interaction_id, "number": "0698765432", "at": due.isoformat()}
+        bad = dict(body, at="tomorrow")
+        assert (await rest(d, "POST", "/api/agents/a01/callbacks", bad))[0] == 400
+        naive = dict(body, at=due.replace(tzinfo=None).isoformat())
+        assert (await rest(d, "POST", "/api/agents/a01/callbacks", naive))[0] == 400
+        wrong = dict(body, number="06-98")
+        assert (await rest(d, "POST", "/api/agents/a01/callbacks", wrong))[0] == 409
+        status, answer = await rest(d, "POST", "/api/agents/a01/callbacks", body)
+        assert status == 200, answer
+        callback = d.callpath.calls[answer["callback"]]
+        assert callback.kind == "callback"
+        assert callback.origin == first.interaction_id
+        await until(lambda: d.acd.agent_state("a01") == "ready", what="wrap-up over")
+        await asyncio.sleep(1)
+        assert callback.phase is Phase.WAITING  # not before its time
+        await until(
+            lambda: any(r.interaction_id == callback.interaction_id for r in d.callpath.history),
+            timeout=30,
+            what="callback done",
+        )
+        assert callback.phase is Phase.COMPLETED
+        assert callback.callback_number == "0698765432"
+        assert time.time() >= due.timestamp()
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")
