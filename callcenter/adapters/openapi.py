@@ -37,6 +37,10 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "properties": {"interaction": _TEXT, "number": _TEXT, "at": _TEXT},
         "required": ["interaction", "number"],
     },
+    ("POST", "/api/agents/{agent}/dial"): {
+        "properties": {"number": _TEXT, "queue": _TEXT},
+        "required": ["number"],
+    },
     ("POST", "/api/agents/{agent}/message"): {
         "properties": {"text": _TEXT},
         "required": ["text"],

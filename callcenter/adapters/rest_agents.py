@@ -11,6 +11,7 @@
     POST /api/agents/{agent}/consult/complete | /consult/cancel
     POST /api/agents/{agent}/conference {"number": "0612345678"} or {"agent": "a05"}
     POST /api/agents/{agent}/hold | /resume | /hangup
+    POST /api/agents/{agent}/dial       {"number": "0612345678"}  (click-to-call; "queue" optional)
     POST /api/agents/{agent}/callbacks  {"interaction": "...", "number": "0612345678",
                                          "at": "2026-12-02T15:30:00+01:00"}  (at: optional)
     POST /api/interactions/{id}/disposition  {"agent": "a03", "code": "resolved", "notes": ""}
@@ -222,6 +223,18 @@ def agent_routes(
         await audited(request, "callback.schedule", agent, number=number, at=at_text)
         return web.json_response({"callback": callback, "not_before": not_before})
 
+    async def dial(request: web.Request) -> web.Response:
+        data = await body(request)
+        agent = known_agent(request)
+        number = text_field(data, "number", required=True) or ""
+        queue = text_field(data, "queue", required=False)
+        try:
+            interaction = callpath.click_to_call(agent, number, queue)
+        except RoutingError as exc:
+            raise json_error(409, str(exc)) from None
+        await audited(request, "call.dial", agent, number=number)
+        return web.json_response({"interaction": interaction, "number": number})
+
     async def disposition(request: web.Request) -> web.Response:
         data = await body(request)
         agent = text_field(data, "agent", required=True) or ""
@@ -300,6 +313,7 @@ def agent_routes(
         web.post("/api/agents/{agent}/hold", hold),
         web.post("/api/agents/{agent}/resume", resume),
         web.post("/api/agents/{agent}/hangup", hangup),
+        web.post("/api/agents/{agent}/dial", dial),
         web.post("/api/agents/{agent}/callbacks", schedule_callback),
         web.post("/api/supervisors/{supervisor}/coach", coach),
         web.get("/api/agents", agents),

@@ -125,6 +125,8 @@ class CallRecord:
     disposition: str | None = None
     notes: str = ""
     consult: dict[str, object] | None = None
+    target_agent: str | None = None
+    """Only this agent may take it (click-to-call)."""
     held_since: float | None = None
     """On hold since (monotonic): the caller hears music, the agent's leg waits."""
     hold_seconds: float = 0.0
@@ -483,6 +485,7 @@ class CallPath:
                     customer_id=record.callback_number,
                     enqueued_at=record.arrived_at,
                     not_before=due,
+                    agent_id=record.target_agent,
                     kind="callback",
                 ),
             )
@@ -883,6 +886,48 @@ class CallPath:
         )
         self._enqueue_callback(callback)
         return callback.interaction_id
+
+    def click_to_call(self, agent_id: str, number: str, queue: str | None = None) -> str:
+        """The agent calls a customer from the desktop: their own phone rings
+        first, then the number is dialled (the callback path, for this agent
+        only and before anything else it could take)."""
+        setup = self.site.agents.get(agent_id)
+        if setup is None:
+            raise RoutingError(f"unknown agent {agent_id!r}")
+        if not is_phone_number(number):
+            raise RoutingError(f"not a phone number: {number!r}")
+        if queue is None:
+            queue = next(
+                (
+                    name
+                    for name, q in self.site.queues.items()
+                    if all(setup.skills.get(skill, 0) >= level for skill, level in q.skills.items())
+                ),
+                None,
+            )
+        if queue is None or queue not in self.site.queues:
+            raise RoutingError(f"no queue {queue!r} to account the call to")
+        call = CallRecord(
+            interaction_id=str(uuid.uuid4()),
+            node=self.node,
+            caller_uniqueid="",
+            caller_channel="",
+            caller_number=number,
+            dnis="",
+            queue=queue,
+            language=setup.languages[0],
+            priority=1_000,
+            arrived_at=self.clock.now(),
+            arrived_wall=self.clock.wall(),
+            callback_number=number,
+            kind="callback",
+            target_agent=agent_id,
+            context={"click_to_call": agent_id},
+            _path=self,
+        )
+        log.info("call.click_to_call", interaction=call.interaction_id, agent=agent_id)
+        self._enqueue_callback(call)
+        return call.interaction_id
 
     async def consult(self, agent_id: str, number: str) -> str:
         """Attended transfer: the caller waits on hold, the agent talks to

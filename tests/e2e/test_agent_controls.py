@@ -138,3 +138,29 @@ async def test_agent_schedules_a_callback_for_the_customer(
         assert callback.callback_number == "0698765432"
         assert time.time() >= due.timestamp()
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
+
+
+async def test_click_to_call_rings_the_agent_then_dials_the_customer(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    async with (
+        running_daemon(asterisk, tmp_path, SITE) as d,
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=200),
+        sipp_agents(asterisk.ports.sip, port=asterisk.ports.trunk, answer_ms=300, talk_ms=1500),
+    ):
+        assert (await rest(d, "POST", "/api/agents/a01/dial", {"number": "06-98"}))[0] == 409
+        d.callpath.agent_login("a01")
+        status, body = await rest(d, "POST", "/api/agents/a01/dial", {"number": "0698765432"})
+        assert status == 200, body
+        await until(
+            lambda: any(r.interaction_id == body["interaction"] for r in d.callpath.history),
+            timeout=30,
+            what="call done",
+        )
+        [call] = list(d.callpath.history)
+        assert call.phase is Phase.COMPLETED
+        assert call.agent_id == "a01"
+        assert call.callback_number == "0698765432"
+        assert call.context["click_to_call"] == "a01"
+        assert call.answered_at is not None
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")

@@ -217,6 +217,10 @@
   $("btn-hold").onclick = () => act("hold");
   $("btn-resume").onclick = () => act("resume");
   $("btn-hangup").onclick = () => act("hangup");
+  $("btn-dial").onclick = async () => {
+    const result = await act("dial", { number: $("callback-number").value.trim() });
+    if (result) $("callback-result").textContent = CTI.t("cb.dialing");
+  };
   $("btn-callback").onclick = async () => {
     if (!call) return;
     const local = $("callback-at").value;  // the browser's time zone
