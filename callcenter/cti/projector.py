@@ -88,11 +88,9 @@ class Projector:
             self._ringing[agent] = current
             pop = self._views.screen_pop(current) or {"interaction": current}
             out.append(Publication(own, at, "call.ringing", pop))
-            out.append(
-                Publication(
-                    SUPERVISORS, at, "call.ringing", {"interaction": current, "agent": agent}
-                )
-            )
+            seen = {"interaction": current, "agent": agent}
+            seen |= {k: pop[k] for k in ("queue", "number") if k in pop}
+            out.append(Publication(SUPERVISORS, at, "call.ringing", seen))
         elif state == "on_call" and current is not None:
             self._serving[current] = agent
             data: dict[str, Any] = {"interaction": current, "agent": agent}

@@ -93,6 +93,8 @@ class LiveViews:
             "offers": record.offers,
             "arrived_at": record.arrived_at,
             "answered_at": record.answered_at,
+            "arrived_wall": self._wall(record.arrived_at),
+            "answered_wall": self._wall(record.answered_at),
             "ended_at": record.ended_at,
             "abandoned_where": record.abandoned_where,
             "recording": record.recording,

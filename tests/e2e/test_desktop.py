@@ -132,6 +132,9 @@ async def test_agent_desktop_and_supervisor_wallboard_on_a_real_call(
             row = board.locator('#agents tr[data-agent="a01"]')
             await expect(row).to_have_attribute("data-state", "on_call")
             await expect(board.locator('#queues tr[data-queue="support"]')).to_be_visible()
+            live = board.locator('#calls tr[data-phase="connected"]')
+            await expect(live).to_have_count(1)
+            await expect(live).to_contain_text("0612345678")
             await board.click('button[data-action="whisper"][data-agent="a01"]')
             await until(lambda: spies, what="a ChanSpy channel in Asterisk")
             assert spies[0].spyee.uniqueid == record.agent_leg

@@ -6,6 +6,7 @@
   const agents = new Map();
   const queues = new Map();
   const kpis = new Map();
+  const calls = new Map();  // interaction -> {queue, number, agent, phase, since}
   const percent = (value) => (value == null ? "–" : `${Math.round(value * 100)} %`);
   let me = null;
   let pauseReason = "meeting";
@@ -23,6 +24,33 @@
         k.offered ?? 0, percent(k.service_level), k.asa == null ? "–" : `${k.asa} s`, percent(k.abandon_rate)];
       for (const value of values) row.insertCell().textContent = value;
     }
+  }
+
+  function renderCalls() {
+    const body = $("calls").tBodies[0];
+    body.innerHTML = "";
+    for (const [id, c] of [...calls.entries()].sort((a, b) => a[1].since - b[1].since)) {
+      const row = body.insertRow();
+      row.dataset.interaction = id;
+      row.dataset.phase = c.phase;
+      for (const value of [c.queue || "", c.number || "", c.agent || "", CTI.t(`phase.${c.phase}`)]) {
+        row.insertCell().textContent = value;
+      }
+      const since = row.insertCell();
+      since.className = "since";
+      since.dataset.since = c.since || "";
+      since.textContent = CTI.since(c.since);
+    }
+  }
+
+  function callEvent(kind, data, at) {
+    const known = calls.get(data.interaction) || { since: at };
+    if (kind === "call.ringing") calls.set(data.interaction, { ...known, agent: data.agent, phase: "ringing", since: at });
+    else if (kind === "call.answered") calls.set(data.interaction, { ...known, agent: data.agent, phase: "connected", since: at });
+    else if (kind === "call.held") calls.set(data.interaction, { ...known, phase: "held" });
+    else if (kind === "call.resumed") calls.set(data.interaction, { ...known, phase: "connected" });
+    else if (kind === "call.ended" || kind === "call.cancelled") calls.delete(data.interaction);
+    renderCalls();
   }
 
   function button(agentId, action, label) {
@@ -81,6 +109,7 @@
   function onEvent(msg) {
     if (msg.kind === "agent.state") { agents.set(msg.data.agent, msg.data); renderAgents(); }
     else if (msg.kind === "queue.update") { queues.set(msg.data.queue, msg.data); renderQueues(); }
+    else if (msg.kind.startsWith("call.")) callEvent(msg.kind, msg.data, msg.at);
     else if (msg.kind === "queue.kpis") {
       for (const k of Object.values(msg.data.queues)) kpis.set(k.queue, k);
       renderQueues();
@@ -104,6 +133,13 @@
         for (const a of msg.snapshot.agents || []) agents.set(a.agent, a);
         for (const q of Object.values(msg.snapshot.queues || {})) queues.set(q.queue, q);
         for (const k of Object.values(msg.snapshot.kpis || {})) kpis.set(k.queue, k);
+        calls.clear();
+        for (const c of msg.snapshot.calls || []) {
+          if (c.phase === "waiting") continue;
+          calls.set(c.interaction, { queue: c.queue, number: c.caller_number, agent: c.agent,
+            phase: c.phase, since: c.answered_wall || c.arrived_wall });
+        }
+        renderCalls();
         renderAgents();
         renderQueues();
       },
