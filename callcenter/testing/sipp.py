@@ -14,8 +14,9 @@ import contextlib
 import re
 import shutil
 import socket
+import struct
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -67,8 +68,55 @@ def _fill(template: str, values: dict[str, str]) -> str:
     return text
 
 
+def dtmf_file(index: int) -> str:
+    """The capture of the *index*-th key of a call (see :func:`dtmf_pcaps`)."""
+    return f"dtmf_key_{index:03d}.pcap"
+
+
+def dtmf_pcaps(digits: str) -> dict[str, bytes]:
+    """One RFC 4733 capture per key of *digits* (``,`` skipped), renumbered.
+
+    The Debian captures each carry fixed RTP sequence numbers and timestamps
+    (recorded in one session: 1 before 2 before 3...). Asterisk takes an
+    event whose timestamp is not after the last one for a repeat and drops
+    it, so "12345678" then "4567" would lose every key not greater than the
+    one before. Each key gets its own copy here with sequence numbers and
+    timestamps that keep increasing through the call, as a real phone sends.
+    """
+    files: dict[str, bytes] = {}
+    keys = [d for d in digits if d != ","]
+    for index, digit in enumerate(keys):
+        if digit not in DTMF_PCAP:
+            raise SandboxError(f"no RFC 4733 capture for DTMF {digit!r}")
+        source = (PCAP_DIR / DTMF_PCAP[digit]).read_bytes()
+        files[dtmf_file(index)] = _renumber(source, seq=1000 + index * 50, ts=8000 * (index + 1))
+    return files
+
+
+def _renumber(pcap: bytes, *, seq: int, ts: int) -> bytes:
+    """A copy of a capture of RTP over UDP/IPv4/Ethernet whose packets are
+    numbered from *seq* and stamped *ts* (RFC 4733: one timestamp per event);
+    UDP checksums are cleared (0: none, valid for IPv4)."""
+    out = bytearray(pcap[:24])
+    offset, number = 24, 0
+    while offset + 16 <= len(pcap):
+        (length,) = struct.unpack_from("<I", pcap, offset + 8)
+        packet = bytearray(pcap[offset + 16 : offset + 16 + length])
+        ip = 14
+        udp = ip + (packet[ip] & 0x0F) * 4
+        rtp = udp + 8
+        if len(packet) >= rtp + 12 and packet[rtp] >> 6 == 2:
+            struct.pack_into(">HI", packet, rtp + 2, (seq + number) & 0xFFFF, ts)
+            struct.pack_into(">H", packet, udp + 6, 0)
+            number += 1
+        out += pcap[offset : offset + 16] + packet
+        offset += 16 + length
+    return bytes(out)
+
+
 def dtmf_steps(digits: str, first_delay_ms: int, gap_ms: int) -> str:
-    """sipp XML that plays one RFC 4733 capture per digit, with waits.
+    """sipp XML that plays one RFC 4733 capture per digit, with waits
+    (the captures of :func:`dtmf_pcaps`, which the caller's work directory holds).
 
     Each wait is a ``recv BYE`` with a timeout rather than a ``pause``: the far
     end may hang up at any moment (an IVR that has heard enough), and sipp
@@ -83,6 +131,7 @@ def dtmf_steps(digits: str, first_delay_ms: int, gap_ms: int) -> str:
 
     if first_delay_ms:
         wait(first_delay_ms)
+    index = 0
     for digit in digits:
         if digit == ",":
             wait(gap_ms)
@@ -90,8 +139,9 @@ def dtmf_steps(digits: str, first_delay_ms: int, gap_ms: int) -> str:
         if digit not in DTMF_PCAP:
             raise SandboxError(f"no RFC 4733 capture for DTMF {digit!r}")
         steps.append(
-            f'  <nop><action><exec play_pcap_audio="pcap/{DTMF_PCAP[digit]}"/></action></nop>'
+            f'  <nop><action><exec play_pcap_audio="pcap/{dtmf_file(index)}"/></action></nop>'
         )
+        index += 1
         # Each capture lasts about 0.25 s: let it finish before the next.
         wait(gap_ms)
     return "\n".join(steps)
@@ -160,11 +210,20 @@ class SippResult:
 class Sipp:
     """One sipp process (caller or UAS) with its own ports and work directory."""
 
-    def __init__(self, scenario_xml: str, args: Sequence[str], *, name: str = "sipp") -> None:
+    def __init__(
+        self,
+        scenario_xml: str,
+        args: Sequence[str],
+        *,
+        name: str = "sipp",
+        pcaps: Mapping[str, bytes] | None = None,
+    ) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix=f"cc-{name}-"))
         (self.workdir / "pcap").mkdir()
         for pcap in PCAP_DIR.glob("*.pcap"):
             (self.workdir / "pcap" / pcap.name).symlink_to(pcap)
+        for file_name, data in (pcaps or {}).items():
+            (self.workdir / "pcap" / file_name).write_bytes(data)
         self.scenario = self.workdir / "scenario.xml"
         self.scenario.write_text(scenario_xml)
         self.port = free_udp_port()
@@ -251,7 +310,12 @@ async def sipp_caller(
     args = ["-s", exten, "-m", str(calls), "-r", str(rate)]
     if concurrent:
         args += ["-l", str(concurrent)]
-    sipp = Sipp(caller_scenario(**scenario), [*args, f"127.0.0.1:{sip_port}"], name="caller")  # type: ignore[arg-type]
+    sipp = Sipp(
+        caller_scenario(**scenario),  # type: ignore[arg-type]
+        [*args, f"127.0.0.1:{sip_port}"],
+        name="caller",
+        pcaps=dtmf_pcaps(str(scenario.get("digits", ""))),
+    )
     await sipp.start()
     try:
         yield sipp
