@@ -249,11 +249,16 @@ class SpeechRecognizer:
         self._models.clear()
         await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
 
-    async def open(self, language: str, grammar: Sequence[str] = ()) -> RecognizerStream:
+    async def open(
+        self, language: str, grammar: Sequence[str] = (), *, use_grammar: bool | None = None
+    ) -> RecognizerStream:
+        """A recogniser restricted to *grammar* when *use_grammar* (None: the
+        ``grammar`` setting given at construction) and there are phrases."""
         model = self._models.get(language)
         if model is None:
             raise SpeechError(f"no speech model loaded for language {language!r}")
-        phrases = _grammar(model, grammar) if self.grammar and grammar else None
+        restrict = self.grammar if use_grammar is None else use_grammar
+        phrases = _grammar(model, grammar) if restrict and grammar else None
 
         def create() -> Any:
             import vosk
@@ -342,6 +347,7 @@ class SpeechService:
         *,
         language: str,
         grammar: Sequence[str] = (),
+        use_grammar: bool | None = None,
         no_input: float = 5.0,
         prompt: bytes | None = None,
     ) -> Utterance:
@@ -349,7 +355,7 @@ class SpeechService:
         socket first, and stops as soon as the caller speaks."""
         if language not in self.languages:
             raise SpeechError(f"no speech model for language {language!r}")
-        stream = await self.recognizer.open(language, grammar)
+        stream = await self.recognizer.open(language, grammar, use_grammar=use_grammar)
         limits = ListenLimits(no_input, self.end_silence, self.max_utterance)
         step = _ListenStep(stream, limits, prompt or b"")
         call_id = uuid.uuid4()

@@ -204,6 +204,7 @@ async def _listen(session: AgiSession, request: Listen, services: IvrServices) -
             connect,
             language=request.language,
             grammar=request.grammar,
+            use_grammar=request.use_grammar,
             no_input=request.timeout,
             prompt=prompt_audio,
         )

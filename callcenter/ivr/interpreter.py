@@ -350,7 +350,7 @@ class Interpreter:
         phrases = {i.name: i.phrases.get(language, ()) for i in node.intents}
         grammar = tuple(p for ps in phrases.values() for p in ps)
         for attempt in range(node.retries + 1):
-            request = Listen(grammar, language, node.timeout, self.play(node.prompt))
+            request = Listen(grammar, language, node.timeout, self.play(node.prompt), node.grammar)
             result = _expect((yield request), SpeechResult, request)
             self.call.variables["speech.text"] = result.text[:MAX_TEXT]
             intent = None

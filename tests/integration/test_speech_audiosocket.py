@@ -255,6 +255,33 @@ async def test_barge_in_stops_the_prompt(service: SpeechService) -> None:
 
 
 @needs_model
+async def test_the_node_grammar_choice_overrides_the_setting(service: SpeechService) -> None:
+    # The script expects only 네; the caller says 상담원.
+    audio = silence(0.3) + espeak_pcm("상담원")
+
+    async def heard(use_grammar: bool | None) -> str:
+        async def connect(call_id: uuid.UUID, address: str) -> None:
+            host, port = address.rsplit(":", 1)
+            await fake_asterisk(host, int(port), call_id, audio)
+
+        utterance = await service.listen(
+            connect, language="ko", grammar=("네",), use_grammar=use_grammar, no_input=3.0
+        )
+        return utterance.text
+
+    assert service.recognizer.grammar  # the setting: grammar mode
+    assert await heard(None) == "네"  # restricted to the node's phrase
+    assert await heard(True) == "네"
+    assert await heard(False) not in ("", "네")  # the model's whole vocabulary
+    service.recognizer.grammar = False  # the setting off: the node's true wins
+    try:
+        assert await heard(True) == "네"
+        assert await heard(None) != "네"
+    finally:
+        service.recognizer.grammar = True
+
+
+@needs_model
 async def test_no_model_for_the_language(service: SpeechService) -> None:
     async def connect(call_id: uuid.UUID, address: str) -> None:
         raise AssertionError("must not connect")
