@@ -14,6 +14,7 @@ import asyncio
 import inspect
 import os
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -54,8 +55,24 @@ async def loop_guard() -> AsyncIterator[None]:
     assert not leftover, f"tasks left running (no owner awaited them): {leftover}"
 
 
+@pytest.fixture
+def asterisk(asterisk_session: AsteriskInstance) -> Iterator[AsteriskInstance]:
+    """The session's Asterisk, left without any channel after each test.
+
+    Tests share one Asterisk; a test that fails mid-call must not leave a
+    caller looping in the dialplan's retry loop, to be served by the next
+    test's daemon (which would then see callers it never placed).
+    """
+    yield asterisk_session
+    if asterisk_session.active_channels():
+        asterisk_session.cli("channel request hangup all")
+        deadline = time.monotonic() + 10
+        while asterisk_session.active_channels() and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
 @pytest.fixture(scope="session")
-def asterisk() -> Iterator[AsteriskInstance]:
+def asterisk_session() -> Iterator[AsteriskInstance]:
     """A private Asterisk instance for this test session.
 
     Agent phones have a static contact on 127.0.0.1:<phones_port> (start
