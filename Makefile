@@ -34,6 +34,7 @@ asterisk-root:
 
 # The whole stack on local defaults: Asterisk sandbox, PostgreSQL, the daemon.
 run: setup
+	$(PY) -m callcenter prompts build
 	$(PY) -m callcenter run --sandbox
 
 test: setup
