@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import stat
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
@@ -141,6 +143,27 @@ class LogConfig(BaseModel, extra="forbid"):
     format: Literal["json", "console"] = "json"
 
 
+class IntervalRefreshConfig(BaseModel, extra="forbid"):
+    # The running daemon recomputes the 15-minute interval table (what
+    # `callcenter report recompute` does) every `interval` seconds, for the
+    # current local day in `tz` and the `days - 1` days before it.
+    enabled: bool = True
+    interval: float = Field(default=300.0, gt=0)
+    days: int = Field(default=2, ge=1, le=31)
+    tz: str = "UTC"
+
+    @model_validator(mode="after")
+    def _known_time_zone(self) -> IntervalRefreshConfig:
+        self.zone()
+        return self
+
+    def zone(self) -> tzinfo:
+        try:
+            return ZoneInfo(self.tz)
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a directory
+            raise ValueError(f"interval_refresh.tz: unknown time zone {self.tz!r}") from None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CALLCENTER_",
@@ -159,6 +182,7 @@ class Settings(BaseSettings):
     speech: SpeechConfig = SpeechConfig()
     log: LogConfig = LogConfig()
     crm: CrmSettings = CrmSettings()
+    interval_refresh: IntervalRefreshConfig = IntervalRefreshConfig()
 
     @model_validator(mode="before")
     @classmethod
