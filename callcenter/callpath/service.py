@@ -39,8 +39,11 @@ from callcenter.flows.inbound import Qualification, Resume, WaitSettings
 from callcenter.protocol.ami_events import ChannelState
 from callcenter.protocol.channels import (
     Change,
+    Channel,
+    ChannelAdded,
     ChannelRemoved,
     ChannelTracker,
+    ChannelUpdated,
     DialEnded,
     DialStarted,
     OriginateResult,
@@ -138,6 +141,10 @@ class CallRecord:
         return self.phase in (Phase.WAITING, Phase.RINGING)
 
     @property
+    def finished(self) -> bool:
+        return self.phase in _FINISHED
+
+    @property
     def enqueued_wall(self) -> float:
         return self.arrived_wall
 
@@ -182,6 +189,7 @@ class CallPath:
         self.on_stats: Callable[[StatsEvent], object] | None = None
         self.on_disposition: Callable[[CallRecord], None] | None = None
         self._wrapping: dict[str, str] = {}  # agent -> interaction in wrap-up
+        self._legs_seen: set[str] = set()  # our agent legs alive on Asterisk now
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -201,6 +209,17 @@ class CallPath:
         qualification: Qualification | None = None,
     ) -> tuple[CallRecord, WaitSettings]:
         request = session.request
+        live = (
+            self.calls.get(self._by_caller.get(request.uniqueid, "")) if request.uniqueid else None
+        )
+        if live is not None and not request.query.get("from"):  # a transfer starts a new one
+            # This caller channel already has a live interaction: back in
+            # FastAGI (the dialplan's retry loop) while an agent answers and
+            # Bridge() is about to take them, or after a FastAGI link drop.
+            # Never a second interaction for one caller: it would ring a
+            # second agent and pull the caller from the first (issue 4).
+            log.info("call.reattached", interaction=live.interaction_id, phase=live.phase.value)
+            return live, self._wait_settings(live)
         known = self.calls.get(resume.interaction_id) if resume is not None else None
         if known is not None and not known.waiting:
             resume = None  # that interaction went on without this session: a new one
@@ -300,7 +319,9 @@ class CallPath:
                 agent_id=target_agent,
             ),
         )
-        self._schedule(decisions)
+        # _apply, not _schedule: the call's relaxation steps are new ACD
+        # timers, so the timer loop must look at the next deadline again.
+        self._apply(decisions)
         return record, self._wait_settings(record)
 
     def _wait_settings(self, record: CallRecord) -> WaitSettings:
@@ -399,6 +420,12 @@ class CallPath:
         without a call are made ready."""
         adopted = 0
         now = self.clock.now()
+        # Our own ringing legs first: an agent who answered while the AMI
+        # link was down (OriginateResponse lost) shows as a leg that is Up.
+        for record in [r for r in self.calls.values() if r.phase is Phase.RINGING]:
+            leg = tracker.channel(record.agent_leg) if record.agent_leg else None
+            if leg is not None and leg.state is ChannelState.UP:
+                self._offer_answered(record, "resync")
         for channel in tracker.channels():
             if not channel.uniqueid.startswith("cc-") or channel.uniqueid in self._by_leg:
                 continue
@@ -415,6 +442,10 @@ class CallPath:
             interaction = await self.telephony.variable(channel.uniqueid, "CC_INTERACTION")
             queue = await self.telephony.variable(channel.uniqueid, "CC_QUEUE")
             if not interaction or queue not in self.site.queues:
+                continue
+            if interaction in self.calls or self.recent(interaction) is not None:
+                # Ours and known already: adopting it would make it twice.
+                log.warning("call.leg_not_adopted", leg=channel.uniqueid, interaction=interaction)
                 continue
             record = CallRecord(
                 interaction_id=interaction,
@@ -516,11 +547,25 @@ class CallPath:
         if isinstance(change, OriginateResult):
             self._on_originate(change)
         elif isinstance(change, ChannelRemoved):
+            self._legs_seen.discard(change.channel.uniqueid)
             self._on_channel_gone(change)
+        elif isinstance(change, ChannelAdded | ChannelUpdated):
+            self._on_leg_state(change.channel)
         elif isinstance(change, DialEnded):
             self._on_dial_ended(change)
         elif isinstance(change, DialStarted):
             self._on_dial_started(change)
+
+    def _on_leg_state(self, channel: Channel) -> None:
+        """Our ringing agent leg as Asterisk shows it. Up means the agent
+        answered: that alone decides it, not only the OriginateResponse,
+        which an AMI link cut under load can lose (issue 4)."""
+        record = self.calls.get(self._by_leg.get(channel.uniqueid, ""))
+        if record is None or record.agent_leg != channel.uniqueid:
+            return
+        self._legs_seen.add(channel.uniqueid)
+        if record.phase is Phase.RINGING and channel.state is ChannelState.UP:
+            self._offer_answered(record, "leg up")
 
     def _on_dial_started(self, change: DialStarted) -> None:
         record = self.calls.get(self._by_leg.get(change.caller or "", ""))
@@ -566,28 +611,47 @@ class CallPath:
         record = self.calls.get(interaction_id or "")
         if record is None or record.phase is not Phase.RINGING:
             return
+        if change.success:
+            self._offer_answered(record, "originate")
+        elif record.agent_leg in self._legs_seen:
+            # Our leg is alive: this failure is not its outcome but that of
+            # an Originate sent again with its ChannelId after an AMI link
+            # cut (Asterisk refuses the duplicate). The leg's own hang-up or
+            # answer decides.
+            log.warning(
+                "call.originate_failure_ignored",
+                interaction=record.interaction_id,
+                leg=record.agent_leg,
+                reason=change.reason,
+            )
+        else:
+            self._offer_failed(record, f"originate reason {change.reason}")
+
+    def _offer_answered(self, record: CallRecord, seen_by: str) -> None:
+        """The agent answered the ringing leg. Usually seen by its
+        OriginateResponse; when that was lost (AMI link cut under load), by
+        the leg's state on resync or when it hangs up."""
         assert record.agent_id is not None
         now = self.clock.now()
-        if change.success and record.kind == "callback":
+        if record.kind == "callback":
             record.phase = Phase.DIALING
             log.info("callback.dialing", interaction=record.interaction_id, agent=record.agent_id)
             self._apply(self.acd.offer_answered(now, record.interaction_id, record.agent_id))
-        elif change.success:
-            record.phase = Phase.CONNECTED
-            record.answered_at = now
-            self._answered_stat(record, now)
-            log.info(
-                "call.answered",
-                interaction=record.interaction_id,
-                agent=record.agent_id,
-                wait=round(now - record.arrived_at, 3),
-            )
-            self._apply(self.acd.offer_answered(now, record.interaction_id, record.agent_id))
-            queue = self.site.queues[record.queue]
-            if queue.record:
-                self._spawn_action(self._record(record, queue.separate_legs))
-        else:
-            self._offer_failed(record, f"originate reason {change.reason}")
+            return
+        record.phase = Phase.CONNECTED
+        record.answered_at = now
+        self._answered_stat(record, now)
+        log.info(
+            "call.answered",
+            interaction=record.interaction_id,
+            agent=record.agent_id,
+            wait=round(now - record.arrived_at, 3),
+            seen_by=seen_by,
+        )
+        self._apply(self.acd.offer_answered(now, record.interaction_id, record.agent_id))
+        queue = self.site.queues[record.queue]
+        if queue.record:
+            self._spawn_action(self._record(record, queue.separate_legs))
 
     def _answered_stat(self, record: CallRecord, now: float) -> None:
         assert record.agent_id is not None
@@ -635,6 +699,10 @@ class CallPath:
             record = self.calls.get(interaction_id)
             if record is None:
                 return
+            if record.phase is Phase.RINGING and change.channel.state is ChannelState.UP:
+                # Up, so answered: its OriginateResponse was lost (AMI link
+                # cut). A conversation took place; never a ring-no-answer.
+                self._offer_answered(record, "agent leg up when it hung up")
             if record.phase is Phase.RINGING:
                 self._offer_failed(record, f"agent leg hung up ({change.cause_txt})")
             elif record.phase is Phase.CONNECTED:
@@ -718,13 +786,9 @@ class CallPath:
         if setup is None:
             raise RoutingError(f"unknown agent {agent_id!r}")
         self.agent_endpoints[agent_id] = endpoint or setup.endpoint
-        profile = AgentProfile(
-            agent_id,
-            dict(setup.skills),
-            frozenset(setup.languages),
-            setup.team,
-            setup.extended,
-        )
+        # Skills, languages, team, extended with its monthly cap (the ACD
+        # keeps the month's count across logins while the daemon runs).
+        profile = setup.profile(agent_id)
         self._apply(self.acd.agent_login(self.clock.now(), profile))
 
     def agent_ready(self, agent_id: str) -> None:
@@ -847,6 +911,54 @@ class CallPath:
         await self.telephony.hangup(record.agent_leg)
         return record.interaction_id
 
+    def register_callback(
+        self,
+        queue: str,
+        number: str,
+        *,
+        language: str,
+        priority: int = 0,
+        origin: str | None = None,
+        not_before_wall: float | None = None,
+        target_agent: str | None = None,
+        context: dict[str, object] | None = None,
+    ) -> str:
+        """A callback interaction: when an agent is free (and not before
+        ``not_before_wall``), the agent's phone rings first, then ``number``."""
+        if queue not in self.site.queues:
+            raise RoutingError(f"unknown queue {queue!r}")
+        if not is_phone_number(number):
+            raise RoutingError(f"not a phone number: {number!r}")
+        callback = CallRecord(
+            interaction_id=str(uuid.uuid4()),
+            node=self.node,
+            caller_uniqueid="",
+            caller_channel="",
+            caller_number=number,
+            dnis="",
+            queue=queue,
+            language=language,
+            priority=priority,
+            arrived_at=self.clock.now(),
+            arrived_wall=self.clock.wall(),
+            callback_number=number,
+            kind="callback",
+            origin=origin,
+            not_before_wall=not_before_wall,
+            target_agent=target_agent,
+            context=dict(context or {}),
+            _path=self,
+        )
+        log.info(
+            "callback.registered",
+            interaction=callback.interaction_id,
+            origin=origin,
+            queue=queue,
+            agent=target_agent,
+        )
+        self._enqueue_callback(callback)
+        return callback.interaction_id
+
     def schedule_callback(
         self, agent_id: str, interaction_id: str, number: str, not_before_wall: float | None
     ) -> str:
@@ -857,45 +969,23 @@ class CallPath:
             raise RoutingError(f"unknown interaction {interaction_id!r}")
         if origin.agent_id != agent_id:
             raise RoutingError(f"interaction {interaction_id} was not handled by {agent_id}")
-        if not is_phone_number(number):
-            raise RoutingError(f"not a phone number: {number!r}")
-        callback = CallRecord(
-            interaction_id=str(uuid.uuid4()),
-            node=self.node,
-            caller_uniqueid="",
-            caller_channel="",
-            caller_number=number,
-            dnis=origin.dnis,
-            queue=origin.queue,
+        return self.register_callback(
+            origin.queue,
+            number,
             language=origin.language,
             priority=origin.priority,
-            arrived_at=self.clock.now(),
-            arrived_wall=self.clock.wall(),
-            callback_number=number,
-            kind="callback",
             origin=origin.interaction_id,
             not_before_wall=not_before_wall,
             context={"scheduled_by": agent_id},
-            _path=self,
         )
-        log.info(
-            "callback.scheduled",
-            interaction=callback.interaction_id,
-            origin=origin.interaction_id,
-            agent=agent_id,
-        )
-        self._enqueue_callback(callback)
-        return callback.interaction_id
 
     def click_to_call(self, agent_id: str, number: str, queue: str | None = None) -> str:
         """The agent calls a customer from the desktop: their own phone rings
-        first, then the number is dialled (the callback path, for this agent
-        only and before anything else it could take)."""
+        first, then the number is dialled (a callback for this agent only,
+        served before anything else it could take)."""
         setup = self.site.agents.get(agent_id)
         if setup is None:
             raise RoutingError(f"unknown agent {agent_id!r}")
-        if not is_phone_number(number):
-            raise RoutingError(f"not a phone number: {number!r}")
         if queue is None:
             queue = next(
                 (
@@ -905,29 +995,16 @@ class CallPath:
                 ),
                 None,
             )
-        if queue is None or queue not in self.site.queues:
-            raise RoutingError(f"no queue {queue!r} to account the call to")
-        call = CallRecord(
-            interaction_id=str(uuid.uuid4()),
-            node=self.node,
-            caller_uniqueid="",
-            caller_channel="",
-            caller_number=number,
-            dnis="",
-            queue=queue,
+        if queue is None:
+            raise RoutingError(f"agent {agent_id} has the skills of no queue")
+        return self.register_callback(
+            queue,
+            number,
             language=setup.languages[0],
             priority=1_000,
-            arrived_at=self.clock.now(),
-            arrived_wall=self.clock.wall(),
-            callback_number=number,
-            kind="callback",
             target_agent=agent_id,
             context={"click_to_call": agent_id},
-            _path=self,
         )
-        log.info("call.click_to_call", interaction=call.interaction_id, agent=agent_id)
-        self._enqueue_callback(call)
-        return call.interaction_id
 
     async def consult(self, agent_id: str, number: str) -> str:
         """Attended transfer: the caller waits on hold, the agent talks to

@@ -42,6 +42,11 @@ class Ticket(Protocol):
         """True until an agent is connected or the interaction ends."""
         ...
 
+    @property
+    def finished(self) -> bool:
+        """True once the interaction is over (completed, abandoned, ...)."""
+        ...
+
     def position(self) -> int: ...
 
     def expected_wait(self) -> float | None: ...
@@ -98,7 +103,22 @@ async def wait_in_queue(
     resume: Resume | None = None,
 ) -> None:
     dnis = session.request.query.get("dnis") or session.request.extension
-    ticket, settings = lobby.arrive(session, dnis, resume, qualification)
+    while True:
+        ticket, settings = lobby.arrive(session, dnis, resume, qualification)
+        if await _wait(session, lobby, clock, ticket, settings):
+            return
+        # The interaction is over and the caller is still with us: no agent
+        # took them (the agent's leg ended before Bridge() could). Never
+        # left in silence: they are queued again.
+        log.warning("inbound.queued_again", interaction=ticket.interaction_id)
+        resume = None
+
+
+async def _wait(
+    session: AgiSession, lobby: Lobby, clock: Clock, ticket: Ticket, settings: WaitSettings
+) -> bool:
+    """Hold the caller for ``ticket``; False if its interaction ended while
+    the caller is still in this session (never taken), True otherwise."""
     # The caller's place, on the channel itself, first: if we go away, the
     # dialplan brings them back with it (dialplans/inbound.conf).
     await session.set_variable("CC_INTERACTION", ticket.interaction_id)
@@ -114,7 +134,7 @@ async def wait_in_queue(
             break
         if digit == CALLBACK_DIGIT and settings.callback:
             if await _offer_callback(session, lobby, ticket, settings):
-                return
+                return True
             next_announce = clock.now() + settings.announce_every
         elif clock.now() >= next_announce:
             pressed = await _announce(session, ticket, settings)
@@ -122,11 +142,19 @@ async def wait_in_queue(
             if pressed == CALLBACK_DIGIT and await _offer_callback(
                 session, lobby, ticket, settings
             ):
-                return
+                return True
     # Taken by an agent (or ended): stay until Asterisk moves the caller,
     # so that closing our socket does not send them back to the dialplan.
-    if not session.hung_up:
-        await session.wait_hangup()
+    # Each WAIT FOR DIGIT is also a probe: it fails once Bridge() has taken
+    # the channel. One that succeeds after the interaction ended means the
+    # caller was never taken.
+    ended = False
+    while not session.hung_up:
+        if ended and ticket.finished:
+            return False
+        ended = ticket.finished
+        await session.wait_for_digit(1000)
+    return True
 
 
 async def resume_of(session: AgiSession) -> Resume | None:

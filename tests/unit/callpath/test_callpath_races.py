@@ -1,0 +1,333 @@
+"""Tier 1: the call path's state machine under the races a loaded machine
+produces (issue 4), driven by the pure channel tracker and a recorded AMI
+transcript; Asterisk actions go to a fake that only writes them down.
+
+* A caller back in the inbound FastAGI (the dialplan's retry loop, with
+  CC_INTERACTION) while their interaction is being bridged must keep that one
+  interaction: a second one would ring a second agent and complete twice.
+* An agent's answer whose OriginateResponse was lost (AMI link cut under
+  load) is an answer, not a ring-no-answer: found from the agent leg's state
+  (Up) when it hangs up, or from Asterisk's channel list on resync.
+* A caller still in the inbound session once their interaction is over was
+  never taken by an agent: they are queued again, never left in silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+from callcenter.acd import Engine, QueueRules
+from callcenter.adapters.fastagi import AgiSession
+from callcenter.adapters.telephony import Telephony
+from callcenter.callpath.service import CallPath, CallRecord, Phase
+from callcenter.callpath.site import Site
+from callcenter.clock import ManualClock
+from callcenter.flows.inbound import Qualification, Resume, WaitSettings, wait_in_queue
+from callcenter.protocol.agi import AgiRequest
+from callcenter.protocol.ami import AmiFrame, AmiParser
+from callcenter.protocol.ami_events import (
+    AmiEvent,
+    BridgeListItem,
+    ChannelState,
+    CoreShowChannel,
+    Newstate,
+    OriginateResponse,
+    parse_event,
+)
+from callcenter.protocol.channels import ChannelTracker, OriginateResult
+
+FIXTURES = Path(__file__).parent.parent.parent / "fixtures" / "ami"
+# The two channels of the recorded agent-first call (real_agent_first.ami).
+CALLER = "node1-1795504424.0"
+CALLER_NAME = "PJSIP/trunk-00000000"
+LEG = "cc-node1-1795504425388-1"
+
+SITE = Site.model_validate(
+    {
+        "queues": {"support": {"skills": {"support": 1}, "wrapup": 5, "record": False}},
+        "routes": {"default": {"queue": "support"}},
+        "agents": {
+            "a01": {"name": "Agent 1", "endpoint": "agent1", "skills": {"support": 5}},
+            "a02": {"name": "Agent 2", "endpoint": "agent2", "skills": {"support": 5}},
+        },
+    }
+)
+
+
+class FakeTelephony:
+    """Writes down what the call path asks of Asterisk."""
+
+    def __init__(self, channel_ids: list[str]) -> None:
+        self._ids = list(channel_ids)
+        self.rings: list[tuple[str, str, str]] = []  # (endpoint, caller, leg)
+        self.hangups: list[str] = []
+
+    def new_channel_id(self) -> str:
+        return self._ids.pop(0)
+
+    async def ring_agent(self, endpoint: str, caller: str, *, channel_id: str, **_: Any) -> str:
+        self.rings.append((endpoint, caller, channel_id))
+        return channel_id
+
+    async def hangup(self, channel: str, cause: int = 16) -> None:
+        self.hangups.append(channel)
+
+    async def variable(self, channel: str, name: str) -> str:
+        return ""
+
+
+def make_path(*channel_ids: str) -> tuple[CallPath, FakeTelephony, ManualClock]:
+    clock = ManualClock(start=100.0)
+    telephony = FakeTelephony(list(channel_ids))
+    acd = Engine(QueueRules(name, wrapup=q.wrapup) for name, q in SITE.queues.items())
+    path = CallPath(acd, cast(Telephony, telephony), SITE, clock, node="node1")
+    return path, telephony, clock
+
+
+def request(uniqueid: str = CALLER, channel: str = CALLER_NAME) -> AgiRequest:
+    env = {"uniqueid": uniqueid, "channel": channel, "callerid": "0612345678"}
+    return AgiRequest("inbound", {"dnis": "3901"}, (), env)
+
+
+class Session:
+    """What ``CallPath.arrive`` and ``wait_in_queue`` use of an AGI session:
+    ``commands`` lists what was sent; ``on_wait`` runs at each WAIT FOR DIGIT."""
+
+    def __init__(self, req: AgiRequest, on_wait: Callable[[int], None] | None = None) -> None:
+        self.request = req
+        self.commands: list[tuple[str, ...]] = []
+        self.hung_up = False
+        self.waits = 0
+        self.on_wait = on_wait
+
+    async def set_variable(self, name: str, value: str) -> None:
+        self.commands.append(("SET VARIABLE", name, value))
+
+    async def answer(self) -> None:
+        self.commands.append(("ANSWER",))
+
+    async def set_music(self, on: bool, music_class: str = "") -> None:
+        self.commands.append(("SET MUSIC", str(on)))
+
+    async def wait_for_digit(self, timeout_ms: int) -> str:
+        self.waits += 1
+        if self.on_wait is not None:
+            self.on_wait(self.waits)
+        await asyncio.sleep(0)
+        return ""
+
+    async def wait_hangup(self) -> None:
+        await asyncio.Event().wait()  # only a hang-up would end it
+
+
+def as_session(session: Session) -> AgiSession:
+    return cast(AgiSession, session)
+
+
+def transcript(name: str) -> list[AmiEvent]:
+    data = (FIXTURES / name).read_bytes()
+    while data.startswith(b"#"):
+        data = data[data.index(b"\n") + 1 :]
+    frames = AmiParser().feed(data)
+    return [parse_event(f) for f in frames if isinstance(f, AmiFrame) and f.kind == "event"]
+
+
+def core_show(uid: str, name: str, bridge_id: str, context: str) -> CoreShowChannel:
+    event = parse_event(
+        AmiFrame.of(
+            ("Event", "CoreShowChannel"), ("ActionID", "r1"), ("Channel", name),
+            ("ChannelState", "6"), ("ChannelStateDesc", "Up"), ("CallerIDNum", "0612345678"),
+            ("CallerIDName", "Test"), ("ConnectedLineNum", "<unknown>"),
+            ("ConnectedLineName", "<unknown>"), ("Language", "fr"), ("AccountCode", ""),
+            ("Context", context), ("Exten", "s"), ("Priority", "1"), ("Uniqueid", uid),
+            ("Linkedid", CALLER), ("Application", "Bridge"), ("ApplicationData", ""),
+            ("Duration", "00:00:01"), ("BridgeId", bridge_id),
+        )
+    )  # fmt: skip
+    assert isinstance(event, CoreShowChannel)
+    return event
+
+
+def bridge_item(bridge_id: str) -> BridgeListItem:
+    event = parse_event(
+        AmiFrame.of(("Event", "BridgeListItem"), ("BridgeUniqueid", bridge_id),
+                    ("BridgeType", "basic"), ("BridgeTechnology", "simple_bridge"),
+                    ("BridgeNumChannels", "2"))
+    )  # fmt: skip
+    assert isinstance(event, BridgeListItem)
+    return event
+
+
+def feed(path: CallPath, tracker: ChannelTracker, events: list[AmiEvent]) -> None:
+    for event in events:
+        for change in tracker.apply(event):
+            path.on_change(change)
+
+
+def enqueue_and_ring(path: CallPath, telephony: FakeTelephony) -> CallRecord:
+    path.agent_login("a01", "agent1")
+    record, _settings = path.arrive(as_session(Session(request())), "3901")
+    assert record.phase is Phase.RINGING
+    return record
+
+
+# --------------------------------------------------------------------- tests
+async def test_caller_back_in_the_inbound_agi_while_being_bridged_keeps_its_interaction() -> None:
+    path, telephony, clock = make_path(LEG, "cc-node1-2", "cc-node1-3")
+    tracker = ChannelTracker("node1")
+    record = enqueue_and_ring(path, telephony)
+    path.agent_login("a02", "agent2")  # a second agent is free meanwhile
+    events = transcript("real_agent_first.ami")
+    answered = next(i for i, e in enumerate(events) if isinstance(e, OriginateResponse))
+    feed(path, tracker, events[: answered + 1])
+    assert record.phase is Phase.CONNECTED
+    # Before Bridge() takes the caller, their first FastAGI session ended and
+    # the dialplan's retry loop brings them back with their place.
+    clock.advance(0.5)
+    again, _settings = path.arrive(
+        as_session(Session(request())), "3901", Resume(record.interaction_id, record.arrived_wall)
+    )
+    assert again is record  # the same interaction, not a second one
+    await asyncio.sleep(0)
+    assert [leg for _e, _c, leg in telephony.rings] == [LEG]  # a02 is never rung
+    assert path.acd.agent_state("a02") == "ready"
+    feed(path, tracker, events[answered + 1 :])  # talk, then both hang up
+    assert [(r.interaction_id, r.phase) for r in path.history] == [
+        (record.interaction_id, Phase.COMPLETED)
+    ]
+    await path.stop()
+
+
+def leg_up(events: list[AmiEvent]) -> int:
+    """Index of the event where the agent leg goes Up (the agent answers)."""
+    return next(
+        i
+        for i, e in enumerate(events)
+        if isinstance(e, Newstate) and e.uniqueid == LEG and e.snapshot.state is ChannelState.UP
+    )
+
+
+async def test_an_answer_whose_events_were_lost_in_an_ami_cut_is_not_a_ring_no_answer() -> None:
+    path, telephony, clock = make_path(LEG, "cc-node1-2")
+    tracker = ChannelTracker("node1")
+    record = enqueue_and_ring(path, telephony)
+    path.agent_login("a02", "agent2")
+    # The AMI link was cut while the agent answered: Newstate Up, DialEnd and
+    # OriginateResponse never reached us; what follows did.
+    events = transcript("real_agent_first.ami")
+    first = leg_up(events)
+    last = next(i for i, e in enumerate(events) if isinstance(e, OriginateResponse))
+    clock.advance(2.0)
+    feed(path, tracker, events[:first] + events[last + 1 :])
+    assert [(r.interaction_id, r.phase) for r in path.history] == [
+        (record.interaction_id, Phase.COMPLETED)
+    ]
+    assert record.answered_at is not None
+    assert record.offers == 1
+    assert path.acd.agent_state("a01") == "wrap_up"  # not paused "no answer"
+    await asyncio.sleep(0)
+    assert len(telephony.rings) == 1  # the caller was not offered to a02
+    await path.stop()
+
+
+async def test_a_failed_originate_retry_does_not_undo_a_live_agent_leg() -> None:
+    path, telephony, _clock = make_path(LEG, "cc-node1-2")
+    tracker = ChannelTracker("node1")
+    record = enqueue_and_ring(path, telephony)
+    path.agent_login("a02", "agent2")
+    events = transcript("real_agent_first.ami")
+    feed(path, tracker, events[: leg_up(events)])  # the agent's phone rings
+    # The Originate was sent again after an AMI link cut; Asterisk refuses the
+    # duplicate ChannelId: a failure with our leg's id, while the leg rings.
+    path.on_change(OriginateResult("node1", "retry", LEG, False, 0))
+    assert record.phase is Phase.RINGING
+    assert path.acd.agent_state("a01") == "reserved"  # not paused "no answer"
+    feed(path, tracker, events[leg_up(events) :])
+    assert [(r.interaction_id, r.phase) for r in path.history] == [
+        (record.interaction_id, Phase.COMPLETED)
+    ]
+    await asyncio.sleep(0)
+    assert len(telephony.rings) == 1
+    await path.stop()
+
+
+async def test_resync_finds_the_answer_an_ami_outage_hid() -> None:
+    path, telephony, clock = make_path(LEG)
+    tracker = ChannelTracker("node1")
+    record = enqueue_and_ring(path, telephony)
+    events = transcript("real_agent_first.ami")
+    feed(path, tracker, events[: leg_up(events)])  # the agent's phone rings, then blind
+    assert record.waiting  # ringing
+    clock.advance(1.0)
+    # Back: Asterisk's list shows the agent leg Up and bridged with the caller.
+    channels = [
+        core_show(CALLER, CALLER_NAME, "b1", "from-trunk"),
+        core_show(LEG, "PJSIP/agent1-00000001", "b1", "callcenter-connect"),
+    ]
+    for change in tracker.resync(channels, [bridge_item("b1")]):
+        path.on_change(change)
+    await path.adopt_calls(tracker)
+    assert record.phase is Phase.CONNECTED
+    assert record.answered_at == clock.now()
+    assert path.acd.agent_state("a01") == "on_call"
+    await path.stop()
+
+
+class Lobby:
+    """A call path reduced to tickets the test finishes by hand."""
+
+    def __init__(self) -> None:
+        self.tickets: list[Ticket] = []
+
+    def arrive(
+        self,
+        session: AgiSession,
+        dnis: str,
+        resume: Resume | None = None,
+        qualification: Qualification | None = None,
+    ) -> tuple[Ticket, WaitSettings]:
+        ticket = Ticket(f"i{len(self.tickets) + 1}")
+        self.tickets.append(ticket)
+        return ticket, WaitSettings("fr", "fr", 30.0, 60.0, callback=False)
+
+    async def callback_requested(self, ticket: object, number: str) -> None:
+        raise AssertionError("no callback here")
+
+
+class Ticket:
+    def __init__(self, interaction_id: str) -> None:
+        self.interaction_id = interaction_id
+        self.waiting = True
+        self.finished = False
+        self.enqueued_wall = 1_700_000_000.0
+
+    def position(self) -> int:
+        return 1
+
+    def expected_wait(self) -> float | None:
+        return None
+
+
+async def test_a_caller_still_in_the_session_after_their_interaction_ended_is_queued_again() -> (
+    None
+):
+    lobby = Lobby()
+
+    def agent_answered_then_left_before_the_bridge(wait: int) -> None:
+        first = lobby.tickets[0]
+        if wait == 2:
+            first.waiting = False  # an agent answered: Bridge() should take the caller
+        elif wait == 4:
+            first.finished = True  # the agent's leg ended before it did
+        elif wait == 8:
+            lobby.tickets[-1].waiting = False  # the second offer is answered...
+            session.hung_up = True  # ...and Bridge() takes the caller
+
+    session = Session(request(), on_wait=agent_answered_then_left_before_the_bridge)
+    await asyncio.wait_for(wait_in_queue(as_session(session), lobby, ManualClock()), timeout=2.0)
+    assert [t.interaction_id for t in lobby.tickets] == ["i1", "i2"]
+    places = [c[2] for c in session.commands if c[:2] == ("SET VARIABLE", "CC_INTERACTION")]
+    assert places == ["i1", "i2"]  # the dialplan would bring them back to i2
