@@ -106,10 +106,10 @@ class Daemon:
             if settings.ivr.crm_fixture is not None and settings.ivr.crm_fixture.exists()
             else Fixture()
         )
-        self.acd = Engine(
-            QueueRules(name, sl_threshold=q.sl_threshold, wrapup=q.wrapup)
-            for name, q in self.site.queues.items()
-        )
+        # Every queue's rules from the site: SL, wrap-up, policy, relaxation
+        # steps (levels, overflow to a queue or to extended agents).
+        queue_rules: list[QueueRules] = self.site.queue_rules()
+        self.acd = Engine(queue_rules)
         self.telephony = Telephony(
             self.ami, TelephonyConfig(recordings_dir=settings.recording.asterisk_dir)
         )

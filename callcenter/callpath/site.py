@@ -8,12 +8,14 @@ operator data, not daemon configuration: it changes when the centre changes
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from callcenter.acd import AgentProfile, Policy, QueueRules, Relaxation
 from callcenter.errors import ConfigError
 
 DEFAULT_SITE = Path(__file__).with_name("default_site.yaml")
@@ -21,9 +23,43 @@ DEFAULT_SITE = Path(__file__).with_name("default_site.yaml")
 Name = str
 
 
+class RelaxationSetup(BaseModel, extra="forbid"):
+    """One step of a queue's relaxation over the wait (see docs/acd.md):
+    from ``after`` seconds since the call entered (a callback or a transfer
+    keeps its original time), the call also accepts what the step says.
+    Steps accumulate."""
+
+    after: float = Field(ge=0)
+    min_level: int | None = Field(default=None, ge=1, le=10)
+    """Every required level lowered to at most this (1: anyone with the skill)."""
+    overflow_to: str | None = None
+    """Another queue of the site: the call moves there (its skills, its SL
+    threshold and wrap-up), keeping its place."""
+    extended: bool = False
+    """Extended (informal) agents may take it from now on."""
+
+    @model_validator(mode="after")
+    def _does_something(self) -> RelaxationSetup:
+        if self.min_level is None and self.overflow_to is None and not self.extended:
+            raise ValueError("a step needs min_level, overflow_to or extended: true")
+        return self
+
+    def rule(self) -> Relaxation:
+        return Relaxation(self.after, self.min_level, self.overflow_to, self.extended)
+
+
 class QueueSetup(BaseModel, extra="forbid"):
     skills: dict[str, int] = Field(default_factory=dict)
-    """Required skills and the minimum level (1-10) an agent needs."""
+    """Required skills and the minimum level (1-10) an agent needs; also
+    what a call overflowing into this queue needs."""
+    policy: Policy = Policy.LONGEST_IDLE
+    """Which eligible agent a new call goes to (docs/acd.md)."""
+    relaxations: list[RelaxationSetup] = Field(default_factory=list)
+    """What a call accepts as it waits, in increasing ``after``."""
+    extended_skills: list[str] = Field(default_factory=list)
+    """Calls needing any of these skills may go to extended agents at once."""
+    default_handle_time: float = Field(default=180.0, gt=0)
+    """Seconds: the expected wait's handle time until the queue has its own."""
     language: str = "fr"
     priority: int = 0
     ring_timeout: float = Field(default=15.0, gt=0)
@@ -42,6 +78,31 @@ class QueueSetup(BaseModel, extra="forbid"):
     survey: str | None = None
     """IVR script run after the agent hangs up (post-call CSAT)."""
 
+    @model_validator(mode="after")
+    def _sorted_steps(self) -> QueueSetup:
+        for i, (before, step) in enumerate(pairwise(self.relaxations)):
+            if step.after < before.after:
+                raise ValueError(
+                    f"relaxations.{i + 1}.after: {step.after:g} s comes before the previous "
+                    f"step ({before.after:g} s); list the steps in increasing 'after'"
+                )
+        return self
+
+    def rules(self, name: str) -> QueueRules:
+        """The ACD's rules for this queue. ``ring_timeout`` stays with the call
+        path (it hangs up the agent's phone and reports the RONA)."""
+        return QueueRules(
+            name,
+            sl_threshold=self.sl_threshold,
+            wrapup=self.wrapup,
+            policy=self.policy,
+            relaxations=tuple(step.rule() for step in self.relaxations),
+            default_handle_time=self.default_handle_time,
+            sl_target=self.sl_target,
+            skills=dict(self.skills),
+            extended_skills=frozenset(self.extended_skills),
+        )
+
 
 class AgentSetup(BaseModel, extra="forbid"):
     name: str
@@ -50,7 +111,30 @@ class AgentSetup(BaseModel, extra="forbid"):
     languages: list[str] = Field(default_factory=lambda: ["fr"])
     team: str = ""
     extended: bool = False
-    monthly_cap: int | None = None
+    """An informal agent (branch, shop, expert): offered calls only when a
+    queue overflows to extended agents (a relaxation step with
+    ``extended: true``, or ``extended_skills``), after any regular agent."""
+    monthly_cap: int | None = Field(default=None, ge=0)
+    """Extended agents: most interactions per month (none: no cap)."""
+
+    @model_validator(mode="after")
+    def _cap_for_extended(self) -> AgentSetup:
+        if self.monthly_cap is not None and not self.extended:
+            raise ValueError("monthly_cap applies to extended agents only (set extended: true)")
+        return self
+
+    def profile(self, agent_id: str, month_handled: int = 0) -> AgentProfile:
+        """The ACD's profile of this agent; ``month_handled``: interactions
+        already taken this month (counts towards ``monthly_cap``)."""
+        return AgentProfile(
+            agent_id,
+            dict(self.skills),
+            frozenset(self.languages),
+            self.team,
+            self.extended,
+            monthly_cap=self.monthly_cap,
+            month_handled=month_handled,
+        )
 
 
 class SupervisorSetup(BaseModel, extra="forbid"):
@@ -82,13 +166,22 @@ class Site(BaseModel, extra="forbid"):
 
     @model_validator(mode="after")
     def _references(self) -> Site:
+        known = f"(known: {', '.join(sorted(self.queues))})"
         for dnis, route in self.routes.items():
             if route.queue not in self.queues:
-                raise ValueError(
-                    f"routes.{dnis}.queue: unknown queue {route.queue!r} "
-                    f"(known: {', '.join(sorted(self.queues))})"
-                )
+                raise ValueError(f"routes.{dnis}.queue: unknown queue {route.queue!r} {known}")
+        for name, queue in self.queues.items():
+            for i, step in enumerate(queue.relaxations):
+                where = f"queues.{name}.relaxations.{i}.overflow_to"
+                if step.overflow_to == name:
+                    raise ValueError(f"{where}: a queue cannot overflow to itself")
+                if step.overflow_to is not None and step.overflow_to not in self.queues:
+                    raise ValueError(f"{where}: unknown queue {step.overflow_to!r} {known}")
         return self
+
+    def queue_rules(self) -> list[QueueRules]:
+        """Every queue's ACD rules (``Engine(site.queue_rules())``)."""
+        return [queue.rules(name) for name, queue in self.queues.items()]
 
     def scripts(self) -> set[str]:
         """Every IVR script the site names (routes and surveys)."""
@@ -120,8 +213,9 @@ def load_site(path: Path | None = None) -> Site:
     try:
         return Site.model_validate(data)
     except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(p) for p in error['loc']) or '(top)'}: {error['msg']}"
-            for error in exc.errors()
-        ]
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"])
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{where}: {message}" if where else message)
         raise ConfigError(f"{source}: " + "; ".join(problems)) from None
