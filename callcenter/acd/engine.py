@@ -38,14 +38,17 @@ from callcenter.acd.router import (
     eligible,
     pick_agent,
 )
-from callcenter.acd.states import AgentEvent, AgentState, next_state
+from callcenter.acd.states import TRANSITIONS, AgentEvent, AgentState, next_state
 from callcenter.errors import ConfigError, RoutingError
 
 __all__ = ["NO_ANSWER", "AgentStateChange", "AuditEntry", "Engine"]
 
 NO_ANSWER = "no answer"
 
-_BUSY = (AgentState.RESERVED, AgentState.ON_CALL, AgentState.WRAP_UP)
+_BUSY = frozenset((AgentState.RESERVED, AgentState.ON_CALL, AgentState.WRAP_UP))
+_READY = AgentState.READY
+_LOGGED_OUT = AgentState.LOGGED_OUT
+_ANSWER = AgentEvent.ANSWER
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +99,7 @@ class Engine:
             name: HandleTimes(rules.default_handle_time) for name, rules in self.queues.items()
         }
         self._index = AgentIndex()
-        self._waiting = WaitingLines()
+        self._waiting = WaitingLines(self.queues)
         self._last_offer: dict[str, int] = {}
         self._offers = itertools.count()
         # Timers: (deadline, kind, key); stale entries are skipped on pop.
@@ -493,9 +496,7 @@ class Engine:
         # A voice offer makes the agent reserved; chats and e-mails leave them
         # ready, so take more while there is room.
         while agent.state is AgentState.READY:
-            choice = best_call_for(
-                agent, at, self._waiting, self.interactions, self.queues, self._req
-            )
+            choice = best_call_for(agent, at, self._waiting, self._req)
             if choice is None:
                 break
             offers.append(self._offer(at, choice.call, agent, choice.reason))
@@ -504,23 +505,24 @@ class Engine:
     def _offer(
         self, at: float, call: LiveInteraction, agent: LiveAgent, reason: str
     ) -> OfferDecision:
+        interaction_id = call.interaction_id
         if call.channel == Channel.VOICE:
             self._move(agent, AgentEvent.OFFER, at)
-            agent.interaction = call.interaction_id
+            agent.interaction = interaction_id
         else:
-            agent.items[call.interaction_id] = call.channel
-        self._waiting.remove(call.interaction_id)
+            agent.items[interaction_id] = call.channel
+        self._waiting.remove(interaction_id)
         call.offered_to = agent.agent_id
         call.offered_at = at
-        if agent.extended:
+        if agent.profile.extended:
             agent.month_count += 1  # counted now so that the cap holds with offers in flight
         self._last_offer[agent.agent_id] = next(self._offers)
         self.stats[call.queue].offered += 1
         timeout = self.queues[call.queue].ring_timeout
         if timeout is not None:
-            heapq.heappush(self._timers, (at + timeout, "ring", call.interaction_id))
-        self._log(at, "offer", call.interaction_id, agent.agent_id, reason)
-        return OfferDecision(call.interaction_id, agent.agent_id, reason)
+            heapq.heappush(self._timers, (at + timeout, "ring", interaction_id))
+        self._log(at, "offer", interaction_id, agent.agent_id, reason)
+        return OfferDecision(interaction_id, agent.agent_id, reason)
 
     def _withdraw(self, agent: LiveAgent, call: LiveInteraction) -> None:
         """An offer that did not become an interaction: the call waits again."""
@@ -576,8 +578,11 @@ class Engine:
 
     # ------------------------------------------------------------ helpers
     def _move(self, agent: LiveAgent, event: AgentEvent, at: float) -> None:
-        new = next_state(agent.state, event)  # raises before anything changes
         old = agent.state
+        new = TRANSITIONS.get((old, event))
+        if new is None:
+            next_state(old, event)  # raises before anything changes
+            return
         if old in _BUSY:
             agent.busy_seconds += at - agent.since
         if new is not old:
@@ -585,18 +590,18 @@ class Engine:
             agent.since = at
         if self._records:
             self._changed_agents[agent.agent_id] = None
-        if new is AgentState.READY:
-            if old is not AgentState.READY:
+        if new is _READY:
+            if old is not _READY:
                 agent.idle_since = at
                 agent.pause_reason = None
                 self._index.add_ready(agent)
-        elif old is AgentState.READY:
+        elif old is _READY:
             self._index.remove_ready(agent)
-        if old is AgentState.LOGGED_OUT:
+        if old is _LOGGED_OUT:
             self._index.add_logged(agent)
-        elif new is AgentState.LOGGED_OUT:
+        elif new is _LOGGED_OUT:
             self._index.remove_logged(agent)
-        if event is AgentEvent.ANSWER:
+        if event is _ANSWER:
             agent.answered_at = at
 
     def _offer_pair(self, interaction_id: str, agent_id: str) -> tuple[LiveInteraction, LiveAgent]:

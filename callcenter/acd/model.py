@@ -43,10 +43,11 @@ class LiveAgent:
     logged_in_at: float = 0.0
     month_count: int = 0
     """Extended agents: interactions this month, offers in flight included."""
+    agent_id: str = field(init=False)
+    """``profile.agent_id`` (a new profile at login keeps the id)."""
 
-    @property
-    def agent_id(self) -> str:
-        return self.profile.agent_id
+    def __post_init__(self) -> None:
+        self.agent_id = self.profile.agent_id
 
     @property
     def extended(self) -> bool:
@@ -100,8 +101,14 @@ class LiveInteraction:
     relaxation step): routing asks for it many times, it changes rarely."""
     req_from: float = math.inf
     req_until: float = -math.inf
+    interaction_id: str = field(init=False)
+    """``request.interaction_id`` (read on every routing step: kept at hand)."""
+    channel: str = field(init=False)
+    """``request.channel``."""
 
     def __post_init__(self) -> None:
+        self.interaction_id = self.request.interaction_id
+        self.channel = self.request.channel
         if not self.queue:
             self.queue = self.request.queue
         if not self.skills:
@@ -110,14 +117,6 @@ class LiveInteraction:
         self.not_before = self.request.not_before
         self.not_after = self.request.not_after
         self.attempt = self.request.attempt
-
-    @property
-    def interaction_id(self) -> str:
-        return self.request.interaction_id
-
-    @property
-    def channel(self) -> str:
-        return self.request.channel
 
     @property
     def waiting(self) -> bool:
@@ -130,7 +129,9 @@ class LiveInteraction:
         if cached is not None and self.req_from <= now < self.req_until:
             return cached
         waited = now - self.enqueued_at
-        named = bool(current.extended_skills.intersection(self.skills))
+        named = bool(current.extended_skills) and not current.extended_skills.isdisjoint(
+            self.skills
+        )
         cached = self.req_cache = requirement(origin, self.skills, waited, named)
         steps = origin.relaxations
         self.req_from = (

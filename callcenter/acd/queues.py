@@ -101,7 +101,9 @@ def requirement(
     ``extended_now`` is set when the call needs a named extended skill.
     """
     floor: int | None = None
-    extended = extended_now or bool(rules.extended_skills.intersection(skills))
+    extended = extended_now or (
+        bool(rules.extended_skills) and not rules.extended_skills.isdisjoint(skills)
+    )
     overflow: str | None = None
     step = 0
     for relax in rules.relaxations:
