@@ -37,7 +37,9 @@ run: setup
 	$(PY) -m callcenter prompts build
 	$(PY) -m callcenter run --sandbox
 
+# The IVR tests play the prompts as callers hear them: build them first.
 test: setup
+	$(PY) -m callcenter prompts build >/dev/null
 	$(PY) -m pytest -q
 
 # Only the pure cores (tier 1): seconds, no Asterisk, no database.

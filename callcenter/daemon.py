@@ -40,7 +40,7 @@ from callcenter.cti.access import Principal, Role
 from callcenter.cti.bridge import CtiBridge
 from callcenter.cti.journal import Journal
 from callcenter.cti.views import LiveViews, queue_kpis
-from callcenter.errors import ConfigError, StoreError
+from callcenter.errors import ConfigError, RoutingError, StoreError
 from callcenter.flows.inbound import Qualification, resume_of, wait_in_queue
 from callcenter.flows.ivr import (
     IvrServices,
@@ -329,6 +329,10 @@ class Daemon:
             db_writer_backlog=self.writer.backlog if self.writer else 0,
         )
 
+    def _wall_now(self) -> datetime:
+        """The IVR's idea of now (opening hours, holidays): the injected clock."""
+        return datetime.fromtimestamp(self.clock.wall(), UTC)
+
     def _on_stats(self, event: StatsEvent) -> None:
         self.stats.apply(event)
         self.bridge.observe(event)
@@ -434,7 +438,7 @@ class Daemon:
         await session.answer()
         call = CallInfo(
             ani=session.request.callerid,
-            now=datetime.now(UTC),
+            now=self._wall_now(),
             dnis=session.request.query.get("dnis", ""),
         )
         outcome = await run_ivr(session, script, call, self._ivr_services())
@@ -465,10 +469,20 @@ class Daemon:
             # Web-service lookups ("http" nodes) still come from the fixture.
             if contacts is None or request.kind == "http":
                 return fixture_lookup(fixture, request)
-            return await crm_lookup(contacts, request, now=datetime.now(UTC))
+            return await crm_lookup(contacts, request, now=self._wall_now())
 
         async def offer_callback(request: OfferCallback) -> CallbackResult:
-            return CallbackResult(False, "callbacks from the IVR are not wired yet")
+            try:
+                self.callpath.register_callback(
+                    request.queue,
+                    request.number,
+                    language=request.language,
+                    priority=request.priority,
+                    context={"ivr": _ivr_context(request.context)},
+                )
+            except RoutingError as exc:
+                return CallbackResult(False, str(exc))
+            return CallbackResult(True)
 
         return IvrServices(
             lookup,
@@ -486,7 +500,7 @@ class Daemon:
         if record is not None and survey is not None:
             call = CallInfo(
                 ani=session.request.callerid,
-                now=datetime.now(UTC),
+                now=self._wall_now(),
                 language=record.language,
                 variables={"survey_opt_out": False, "agent_id": record.agent_id or ""},
             )

@@ -63,6 +63,8 @@ _HANGUP_ON_MINUS_ONE = frozenset(
 # What the handler's own timeouts cannot account for: Asterisk's scheduling
 # and a loaded machine. Beyond it, the link is considered dead.
 _REPLY_GRACE = 10.0
+# A prompt played by GET DATA before the digits are read may last this long.
+_LONGEST_PROMPT = 120.0
 # Variable the dialplan can test after AGI() to learn why the daemon let go.
 ERROR_VARIABLE = "CC_AGI_ERROR"
 
@@ -196,7 +198,9 @@ class AgiSession:
 
         If the prompt cannot be played (missing file) the digits are still
         collected, after a moment of silence."""
-        wait = timeout_ms / 1000 * (max_digits + 1)
+        # The prompt plays first: its length is not known here (a built
+        # prompt can last tens of seconds), so allow for a long one.
+        wait = _LONGEST_PROMPT + timeout_ms / 1000 * (max_digits + 1)
         try:
             reply = await self.command("GET DATA", prompt, timeout_ms, max_digits, timeout=wait)
         except AGICommandFailed as exc:

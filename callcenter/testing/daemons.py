@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 
+from callcenter.clock import Clock
 from callcenter.config import Settings
 from callcenter.crm.csv_import import import_csv
 from callcenter.crm.store import PgCrm
@@ -29,6 +30,7 @@ async def running_daemon(
     scripts_dir: Path | None = None,
     auth: str = "off",
     contacts: bool = False,
+    clock: Clock | None = None,
     extra: dict[str, Any] | None = None,
 ) -> AsyncIterator[Daemon]:
     """``auth`` "off" for call-path tests; "required" (needs a database) for CTI.
@@ -55,7 +57,7 @@ async def running_daemon(
             **(extra or {}),
         }
     )
-    d = Daemon(settings)
+    d = Daemon(settings, clock=clock)
     await d.start()
     try:
         if contacts:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from callcenter.callpath.service import Phase
+from callcenter.clock import ShiftedClock
 from callcenter.crm.model import PinStatus
 from callcenter.crm.store import PgCrm
 from callcenter.testing.daemons import running_daemon
@@ -49,6 +50,15 @@ agents:
 
 UNKNOWN_NUMBER = "0100000000"  # not in the CRM: identification by number + code
 
+# Announcements (play nodes) cannot be interrupted: keys pressed while one plays
+# are lost, so the caller waits them out; menus and digit prompts can be
+# interrupted (the first key stops the prompt). The prompts are those
+# `callcenter prompts build` renders (`make test` builds them first).
+WELCOME_MS = 8_500  # "bienvenue" lasts 6.9 s; the language menu follows
+GAP_MS = 700  # one "," in the key string
+AFTER_VIP_WELCOME = "," * 9  # 6.3 s: the 4.9 s VIP announcement after the code
+AFTER_WRONG_CODE = "," * 5  # 3.5 s: "code incorrect" lasts 2.8 s
+
 
 async def test_known_vip_customer_by_number_and_code_reaches_the_breakdown_queue(
     asterisk: AsteriskInstance, tmp_path: Path, database_url: str
@@ -63,10 +73,10 @@ async def test_known_vip_customer_by_number_and_code_reaches_the_breakdown_queue
         async with sipp_caller(
             asterisk.ports.sip,
             "3910",
-            digits="1,,12345678,,4567,,2,,2",
+            digits="1,,12345678,,4567" + AFTER_VIP_WELCOME + "2,,2",
             caller_num=UNKNOWN_NUMBER,
-            first_delay_ms=1500,
-            gap_ms=700,
+            first_delay_ms=WELCOME_MS,
+            gap_ms=GAP_MS,
         ) as caller:
             await until(
                 lambda: any(r.phase is Phase.WAITING for r in d.callpath.calls.values()),
@@ -135,14 +145,14 @@ async def test_three_wrong_codes_lock_the_account_in_the_crm(
     ):
         d.callpath.agent_login("a05")
         # M. John Smith's customer number (87654321) with a wrong code, 3 times.
-        wrong = ",,87654321,,0000"
+        wrong = "87654321,,0000" + AFTER_WRONG_CODE
         async with sipp_caller(
             asterisk.ports.sip,
             "3910",
-            digits="1" + wrong * 3,
+            digits="1,," + wrong * 3,
             caller_num=UNKNOWN_NUMBER,
-            first_delay_ms=1500,
-            gap_ms=700,
+            first_delay_ms=WELCOME_MS,
+            gap_ms=GAP_MS,
         ) as caller:
             await until(lambda: d.callpath.history, timeout=60, what="call answered and ended")
             result = await caller.wait(timeout=40)
@@ -162,4 +172,47 @@ async def test_three_wrong_codes_lock_the_account_in_the_crm(
         assert d.pool is not None
         check = await PgCrm(d.pool, d.settings.crm).check_pin("87654321", "1234", datetime.now(UTC))
         assert check.status is PinStatus.LOCKED
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")
+
+
+async def test_on_a_public_holiday_the_caller_leaves_a_callback_in_its_queue(
+    asterisk: AsteriskInstance, tmp_path: Path, database_url: str
+) -> None:
+    # Christmas Day, 10:00 in Paris: the billing line is closed (public holiday).
+    christmas = datetime(2026, 12, 25, 9, 0, tzinfo=UTC).timestamp()
+    url = await fresh_database(database_url)
+    async with running_daemon(
+        asterisk,
+        tmp_path,
+        SITE,
+        database_url=url,
+        contacts=True,
+        clock=ShiftedClock(christmas),
+    ) as d:
+        # 1 French; customer 12345678 / code 4567; 1 billing; then 1 (call me
+        # back) every 2 s: those sent during the holiday announcement are lost,
+        # the first that lands in the callback offer's prompt accepts it.
+        async with sipp_caller(
+            asterisk.ports.sip,
+            "3910",
+            digits="1,,12345678,,4567" + AFTER_VIP_WELCOME + "1" + ",,1" * 8,
+            caller_num=UNKNOWN_NUMBER,
+            first_delay_ms=WELCOME_MS,
+            gap_ms=GAP_MS,
+        ) as caller:
+            await until(
+                lambda: any(r.kind == "callback" for r in d.callpath.calls.values()),
+                timeout=60,
+                what="a callback registered by the IVR",
+            )
+            result = await caller.wait(timeout=40)
+        assert result.ok, result.errors or result.stderr
+        [callback] = [r for r in d.callpath.calls.values() if r.kind == "callback"]
+        assert callback.queue == "energie_rappels"
+        assert callback.callback_number == UNKNOWN_NUMBER
+        assert callback.phase is Phase.WAITING  # for an agent of energie_rappels
+        ivr = callback.context["ivr"]
+        assert isinstance(ivr, dict)
+        assert "ferie" in ivr["path"]
+        assert ivr["customer_id"] == "C001"
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
