@@ -73,6 +73,7 @@ from callcenter.store.interactions import (
     current_agent_states,
     pending_callbacks,
 )
+from callcenter.store.interval_refresher import IntervalRefresher
 from callcenter.store.stats import AgentInfo
 from callcenter.store.users import UserStore
 from callcenter.web import web_routes
@@ -176,6 +177,7 @@ class Daemon:
             agents={a: AgentInfo(s.team, s.extended) for a, s in self.site.agents.items()},
         )
         self.pool: Any = None
+        self.interval_refresher: IntervalRefresher | None = None
         self.writer: InteractionWriter | None = None
         recording = settings.recording
         self.recordings: RecordingWorker | None = (
@@ -256,6 +258,19 @@ class Daemon:
         self._started.append("cti")
         await self.ami.start()
         self._started.append("ami")
+        refresh = self.settings.interval_refresh
+        if self.pool is not None and refresh.enabled:
+            self.interval_refresher = IntervalRefresher(
+                self.pool,
+                self.stats.config,
+                agents={a: AgentInfo(s.team, s.extended) for a, s in self.site.agents.items()},
+                interval=refresh.interval,
+                days=refresh.days,
+                tz=refresh.zone(),
+                clock=self.clock,
+            )
+            await self.interval_refresher.start()
+            self._started.append("interval_refresher")
         log.info(
             "daemon.started",
             node=self.settings.node.name,
@@ -268,6 +283,8 @@ class Daemon:
             try:
                 if name == "ami":
                     await self.ami.stop()
+                elif name == "interval_refresher" and self.interval_refresher is not None:
+                    await self.interval_refresher.stop()
                 elif name == "http":
                     await self.http.stop()
                 elif name == "cti":
