@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import time
 from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from callcenter.errors import ConfigError
 
 
 class Clock(Protocol):
@@ -56,3 +59,15 @@ class ManualClock:
         if seconds < 0:
             raise ValueError("a clock cannot go backwards")
         self._now += seconds
+
+
+def time_zone(name: str, what: str = "time zone") -> ZoneInfo:
+    """The IANA zone ``name``; a ConfigError naming ``what`` if there is none.
+
+    ZoneInfo raises three different errors for names it cannot use (unknown,
+    malformed, or a path the file system refuses, e.g. a directory or a name
+    too long): all are the same mistake to whoever typed the name."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ConfigError(f"{what}: unknown time zone {name[:60]!r}") from None

@@ -13,7 +13,6 @@ import stat
 from datetime import tzinfo
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
@@ -23,6 +22,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from callcenter.clock import time_zone
 from callcenter.crm.settings import CrmSettings
 from callcenter.errors import ConfigError
 
@@ -159,9 +159,9 @@ class IntervalRefreshConfig(BaseModel, extra="forbid"):
 
     def zone(self) -> tzinfo:
         try:
-            return ZoneInfo(self.tz)
-        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a directory
-            raise ValueError(f"interval_refresh.tz: unknown time zone {self.tz!r}") from None
+            return time_zone(self.tz, "interval_refresh.tz")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
 
 
 class Settings(BaseSettings):

@@ -21,12 +21,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 from aiohttp import web
 
 from callcenter.adapters.rest_auth import authorize
+from callcenter.clock import time_zone
 from callcenter.cti.access import Action
 from callcenter.errors import ConfigError, StoreError
 from callcenter.stats.kpis import Dimension
@@ -51,10 +51,7 @@ def _params(
     start_text, end_text = query.get("from"), query.get("to")
     if not start_text or not end_text:
         raise ConfigError("from and to are required (2024-05-01 or 2024-05-01T08:00)")
-    try:
-        tz = ZoneInfo(query.get("tz", "UTC"))
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"tz: unknown time zone {query.get('tz')!r}") from None
+    tz = time_zone(query.get("tz", "UTC"), "tz")
     start, end = parse_period(start_text, end_text, tz, config.interval)
     if end - start > MAX_DAYS * 86_400:
         raise ConfigError(f"period longer than {MAX_DAYS} days")

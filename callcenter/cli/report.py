@@ -28,11 +28,12 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
 from callcenter.callpath.site import load_site
+from callcenter.clock import time_zone
 from callcenter.config import load_settings
 from callcenter.errors import ConfigError
 from callcenter.stats.kpis import Counts, Dimension, service_level
@@ -170,10 +171,7 @@ def _context(args: argparse.Namespace) -> Context:
         queue_sl_thresholds={name: q.sl_threshold for name, q in site.queues.items()}
     )
     agents = {a: AgentInfo(s.team, s.extended) for a, s in site.agents.items()}
-    try:
-        tz = ZoneInfo(args.tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"--tz: unknown time zone {args.tz!r}") from None
+    tz = time_zone(args.tz, "--tz")
     return Context(settings.database.url.get_secret_value(), config, agents, tz)
 
 

@@ -12,9 +12,10 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from callcenter.errors import ScriptError
+from callcenter.clock import time_zone
+from callcenter.errors import ConfigError, ScriptError
 
 DAY_NAMES: dict[str, int] = {
     "mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6,
@@ -133,9 +134,9 @@ def parse_days(text: str) -> tuple[int, ...]:
 
 def zone(name: str) -> ZoneInfo:
     try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ScriptError(f"unknown time zone {name!r}") from exc
+        return time_zone(name)
+    except ConfigError as exc:
+        raise ScriptError(str(exc)) from None
 
 
 @dataclass(frozen=True)

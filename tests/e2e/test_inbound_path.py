@@ -729,9 +729,10 @@ async def test_ivr_routes_the_caller_then_the_survey_scores_the_agent(
     ):
         d.callpath.agent_login("a01")
         # 2 in the menu (support); after the agent hangs up: 4 to the survey,
-        # then # to end the spoken comment.
+        # then # to end the spoken comment, once the comment prompt (4 s, built
+        # by `callcenter prompts build`) and its beep are over.
         async with sipp_caller(
-            asterisk.ports.sip, "3905", digits="2,,,,4,,#", first_delay_ms=1500, gap_ms=1000
+            asterisk.ports.sip, "3905", digits="2,,,,4,,,,,,#", first_delay_ms=1500, gap_ms=1000
         ) as caller:
             await until(lambda: d.callpath.history, timeout=30, what="call answered and ended")
             [record] = list(d.callpath.history)
