@@ -9,9 +9,11 @@ Callers arrive at --cps for --seconds; agents answer after 0.5 s and talk for
 process receives them:
   enqueue->ring     caller enters the queue (ours: the FastAGI session;
                     app_queue: QueueCallerJoin) -> the agent's channel exists
-  agent-free->ring  an agent's call ends while callers wait -> their next ring
-plus calls lost (entered, never rang an agent), channels left over, and this
-process's CPU (it runs the daemon in "ours" mode).
+  agent-free->ring  a caller waits for an agent; the agent who will take them
+                    ends a call -> that agent's phone rings for them
+plus calls lost (entered, never rang an agent), channels left over (listed
+when there are any), and this process's CPU (it runs the daemon in "ours"
+mode).
 
     .venv/bin/python bench/e2e_load.py [--cps 4] [--seconds 30] [--agents 16] [--talk 3.5]
     .venv/bin/python bench/e2e_load.py --cps 30 --seconds 60 --agents 320 --talk 9.5 --no-audio
@@ -50,6 +52,7 @@ class Timeline:
 
     entered: dict[str, float] = field(default_factory=dict)  # caller uniqueid -> t
     rang: dict[str, float] = field(default_factory=dict)  # caller uniqueid -> first ring t
+    rang_agent: dict[str, str] = field(default_factory=dict)  # caller -> endpoint first rung
     agent_rings: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     agent_ends: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     leg_seen: dict[str, float] = field(default_factory=dict)  # agent leg -> t
@@ -67,18 +70,22 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def free_to_ring(timeline: Timeline) -> list[float]:
-    """For every agent call that ended while a caller waited, the time to the
-    agent's next ring."""
-    waits = [(timeline.entered[c], timeline.rang.get(c, float("inf"))) for c in timeline.entered]
+    """Agent free -> ring, for callers who waited for an agent: for each
+    caller's first ring, when the agent rung ended a call after the caller
+    entered the queue, the time from that end to the ring.
+
+    (Until 2026-12-02 this paired every agent's call end that fell while any
+    caller waited with that agent's own next ring, even when the caller went
+    to another agent who was free: with spare agents it measured how long the
+    freed agent stayed idle, not how fast a waiting caller was served.)"""
     out = []
-    for agent, ends in timeline.agent_ends.items():
-        rings = sorted(timeline.agent_rings[agent])
-        for end in ends:
-            if not any(start < end < rang for start, rang in waits):
-                continue
-            following = [r for r in rings if r >= end]
-            if following:
-                out.append(following[0] - end)
+    for caller, rang in timeline.rang.items():
+        agent, entered = timeline.rang_agent.get(caller), timeline.entered.get(caller)
+        if agent is None or entered is None:
+            continue
+        ends = [end for end in timeline.agent_ends.get(agent, ()) if entered < end <= rang]
+        if ends:
+            out.append(rang - max(ends))
     return out
 
 
@@ -147,6 +154,7 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
                 caller = item.caller.uniqueid
                 if caller not in timeline.rang:
                     timeline.rang[caller] = now
+                    timeline.rang_agent[caller] = endpoint_of(item.dest.channel)
             elif (
                 isinstance(item, Hangup)
                 and item.snapshot.channel.startswith("PJSIP/load")
@@ -212,6 +220,8 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
         ) / elapsed
         await asyncio.sleep(2)
         stuck = int(box.cli("core show channels count").split()[0] or 0)
+        if stuck:
+            print(f"  {mode}: channels left over:\n" + box.cli("core show channels concise"))
         if daemon is not None:
             # Ours: entry and first ring of every caller, from the call path's
             # own records (the same monotonic clock as this listener).
@@ -219,6 +229,9 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
                 timeline.entered[record.caller_uniqueid] = record.arrived_at
                 if record.legs and record.legs[0][1] in timeline.leg_seen:
                     timeline.rang[record.caller_uniqueid] = timeline.leg_seen[record.legs[0][1]]
+                    first_agent = record.legs[0][0]
+                    endpoint = daemon.site.agents[first_agent].endpoint
+                    timeline.rang_agent[record.caller_uniqueid] = endpoint
             await daemon.stop()
         await client.stop()
     enqueue = [timeline.rang[c] - t for c, t in timeline.entered.items() if c in timeline.rang]
