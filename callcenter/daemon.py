@@ -44,6 +44,7 @@ from callcenter.errors import ConfigError, RoutingError, StoreError
 from callcenter.flows.inbound import Qualification, resume_of, wait_in_queue
 from callcenter.flows.ivr import (
     IvrServices,
+    node_exits,
     prompt_files,
     run_ivr,
     run_ivr_message,
@@ -58,13 +59,22 @@ from callcenter.ivr.messages import (
     Lookup,
     LookupResult,
     OfferCallback,
+    Outcome,
     Route,
     Transfer,
     Voicemail,
 )
 from callcenter.ivr.simulate import Fixture, fixture_lookup, load_fixture
 from callcenter.protocol.channels import Change, ChannelTracker
-from callcenter.stats.events import Abandoned, Answered, Ended, Offered, StatsEvent
+from callcenter.stats.events import (
+    Abandoned,
+    Answered,
+    Ended,
+    IvrNodeExited,
+    Offered,
+    RecordingWritten,
+    StatsEvent,
+)
 from callcenter.stats.model import StatsConfig
 from callcenter.stats.realtime import RealtimeStats
 from callcenter.store.db import create_pool, migrate
@@ -346,6 +356,11 @@ class Daemon:
             db_writer_backlog=self.writer.backlog if self.writer else 0,
         )
 
+    def _ivr_exits(self, outcome: Outcome) -> None:
+        now, script = self.clock.now(), outcome.context.script
+        for node, exit_ in node_exits(outcome):
+            self._on_stats(IvrNodeExited(now, script, node, exit_))
+
     def _wall_now(self) -> datetime:
         """The IVR's idea of now (opening hours, holidays): the injected clock."""
         return datetime.fromtimestamp(self.clock.wall(), UTC)
@@ -434,6 +449,7 @@ class Daemon:
             return
         record.context["recording_file"] = str(result.output)
         record.context["recording_seconds"] = round(result.seconds, 2)
+        self._on_stats(RecordingWritten(self.clock.now(), record.queue))
         if self.writer is not None:
             self.writer.submit(row_of(record))
 
@@ -459,6 +475,7 @@ class Daemon:
             dnis=session.request.query.get("dnis", ""),
         )
         outcome = await run_ivr(session, script, call, self._ivr_services())
+        self._ivr_exits(outcome)
         context = _ivr_context(outcome.context)
         if isinstance(outcome, Route):
             language_skill = script.language_skill.format(language=outcome.language)
@@ -522,6 +539,7 @@ class Daemon:
                 variables={"survey_opt_out": False, "agent_id": record.agent_id or ""},
             )
             outcome = await run_ivr(session, self.scripts[survey], call, self._ivr_services())
+            self._ivr_exits(outcome)
             variables = outcome.context.variables
             answer = {
                 "score": variables.get("survey.score"),

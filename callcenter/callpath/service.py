@@ -53,6 +53,7 @@ from callcenter.stats.events import (
     AgentStateChanged,
     Answered,
     CallbackRequested,
+    CallbacksPending,
     Ended,
     Offered,
     StatsEvent,
@@ -499,6 +500,7 @@ class CallPath:
                 )
             )
         self.calls[record.interaction_id] = record
+        self._callbacks_pending(record.queue)
         self._persist_callback(record, "pending")
         due = None
         if record.not_before_wall is not None:
@@ -521,6 +523,11 @@ class CallPath:
                 ),
             )
         )
+
+    def _callbacks_pending(self, queue: str) -> None:
+        """Callbacks promised in ``queue`` and not yet done (a gauge)."""
+        count = sum(1 for r in self.calls.values() if r.kind == "callback" and r.queue == queue)
+        self._stat(CallbacksPending(self.clock.now(), queue, count))
 
     def _persist_callback(self, record: CallRecord, status: str) -> None:
         if self.on_callback is None:
@@ -776,6 +783,8 @@ class CallPath:
         if self._by_leg.get(record.agent_leg or "") == record.interaction_id:
             del self._by_leg[record.agent_leg or ""]
         self.calls.pop(record.interaction_id, None)
+        if record.kind == "callback":
+            self._callbacks_pending(record.queue)
         self.history.append(record)
         if self.on_finished is not None:
             self.on_finished(record)

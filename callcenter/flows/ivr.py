@@ -152,6 +152,15 @@ async def run_ivr(
     return step
 
 
+def node_exits(outcome: Outcome) -> list[tuple[str, str]]:
+    """(node, exit) for every node the call went through: the exit is the next
+    node, or for the last one how the IVR ended (route, transfer...). Bounded
+    by the script's graph, so fit for metric labels."""
+    path = list(outcome.context.path)
+    ends = [*path[1:], type(outcome).__name__.lower()]
+    return list(zip(path, ends, strict=True))
+
+
 async def _perform(session: AgiSession, request: Request, services: IvrServices) -> Result | None:
     if isinstance(request, Play):
         await session.stream_file(_sound(services, request))

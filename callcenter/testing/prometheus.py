@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,32 @@ from callcenter.errors import SandboxError
 from callcenter.sandbox.postgres import free_port
 
 PROMETHEUS = Path("/usr/bin/prometheus")
+DASHBOARDS = Path(__file__).resolve().parents[2] / "grafana" / "dashboards"
+LEGEND_LABEL = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+"""A ``{{label}}`` in a panel's legend: the series must carry that label."""
+# What Grafana puts in place of its built-in variables (a test's range is short).
+GRAFANA_VARIABLES = {"$__rate_interval": "30s", "$__interval": "5s", "$__range": "1h"}
 
 Series = dict[str, Any]
 """One result of an instant query: {"metric": {labels}, "value": [t, "v"]}."""
+
+
+def panels(board: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every panel of a Grafana dashboard, rows' panels included."""
+    for panel in board["panels"]:
+        yield panel
+        yield from panel.get("panels", [])
+
+
+def promql(expr: str, board: dict[str, Any]) -> str:
+    """A panel's query with the dashboard's variables set to "all"."""
+    for variable in board["templating"]["list"]:
+        expr = expr.replace(f"${variable['name']}", variable["allValue"])
+    for name, value in GRAFANA_VARIABLES.items():
+        expr = expr.replace(name, value)
+    if "$" in expr:
+        raise ValueError(f"unresolved variable in {expr}")
+    return expr
 
 
 def _config(targets: Sequence[str], scrape_interval: float) -> str:

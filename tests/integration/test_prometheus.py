@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import aiohttp
-import pytest
 from prometheus_client.exposition import generate_latest
 
 from callcenter.adapters.http import HttpServer
@@ -37,15 +33,15 @@ from callcenter.stats.events import (
     WrapUpEnded,
 )
 from callcenter.stats.model import AGENT_STATES
-from callcenter.testing.prometheus import PROMETHEUS, prometheus
+from callcenter.testing.prometheus import (
+    DASHBOARDS,
+    LEGEND_LABEL,
+    panels,
+    prometheus,
+    promql,
+)
 
-pytestmark = pytest.mark.skipif(not PROMETHEUS.exists(), reason="Debian package prometheus")
-
-DASHBOARDS = Path(__file__).parents[2] / "grafana" / "dashboards"
 CONFIG = StatsConfig(sl_threshold=20, short_abandon=5, queue_sl_thresholds={"sales": 60})
-LEGEND_LABEL = re.compile(r"\{\{\s*(\w+)\s*\}\}")
-# What Grafana puts in place of its built-in variables (the test range is short).
-GRAFANA_VARIABLES = {"$__rate_interval": "30s", "$__interval": "5s", "$__range": "1h"}
 ALLOWED = {
     "queue": {"support", "sales"},
     "skill": {"fr", "en", "none"},
@@ -100,21 +96,6 @@ def feed(stats: RealtimeStats, clock: ManualClock, round_: int) -> None:
         clock.advance(max(event.at - clock.now(), 0.0))
         stats.apply(event)
     clock.advance(5)
-
-
-def panels(board: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for panel in board["panels"]:
-        yield panel
-        yield from panel.get("panels", [])
-
-
-def promql(expr: str, board: dict[str, Any]) -> str:
-    for variable in board["templating"]["list"]:
-        expr = expr.replace(f"${variable['name']}", variable["allValue"])
-    for name, value in GRAFANA_VARIABLES.items():
-        expr = expr.replace(name, value)
-    assert "$" not in expr, f"unresolved variable in {expr}"
-    return expr
 
 
 async def test_every_dashboard_panel_returns_series_with_its_labels() -> None:
