@@ -64,8 +64,14 @@ class Telephony:
         ring_timeout: float,
         caller_id: str | None = None,
         variables: dict[str, str] | None = None,
+        record_as: str | None = None,
+        separate_legs: bool = False,
     ) -> str:
         """Agent first: ring ``endpoint``; when answered, bridge it with ``caller``.
+
+        ``record_as``: the dialplan starts MixMonitor on the agent's leg the
+        moment it answers, before the bridge (see :meth:`recording`): no
+        AMI round trip, so nothing of the conversation is lost under load.
 
         ``caller`` is the waiting caller's channel (name or Uniqueid). The
         outcome arrives later as OriginateResponse (Reason 4 = answered).
@@ -75,6 +81,10 @@ class Telephony:
         """
         _check_token(endpoint, "endpoint")
         _check_token(caller, "caller channel")
+        recording: dict[str, str] = {}
+        if record_as is not None:
+            path, options = self.recording(record_as, separate_legs=separate_legs)
+            recording = {"CC_RECORD_FILE": path, "CC_RECORD_OPTIONS": options}
         return await self.ami.originate(
             f"{self.config.technology}/{endpoint}",
             channel_id=channel_id,
@@ -82,7 +92,7 @@ class Telephony:
             exten="s",
             timeout_ms=int(ring_timeout * 1000),
             caller_id=caller_id,
-            variables={**(variables or {}), "CC_CALLER": caller},
+            variables={**(variables or {}), "CC_CALLER": caller, **recording},
         )
 
     async def ring_agent_for_callback(
@@ -119,22 +129,24 @@ class Telephony:
         _check_token(channel, "channel")
         await self.ami.send("Hangup", {"Channel": channel, "Cause": str(cause)})
 
-    async def record(self, channel: str, name: str, *, separate_legs: bool = False) -> str:
-        """Start MixMonitor on ``channel``; return the file path Asterisk writes.
+    def recording(self, name: str, *, separate_legs: bool = False) -> tuple[str, str]:
+        """(file Asterisk writes, MixMonitor options) for a recording named ``name``.
 
         ``name`` is ours (an interaction id), never caller input: it is
         checked to be a plain file name.
         """
         _check_file_name(name)
         base = PurePosixPath(self.config.recordings_dir) / name
-        headers: dict[str, HeaderValue] = {"Channel": channel, "File": f"{base}.wav"}
-        if separate_legs:
-            # r()/t(): the two directions in files of their own, besides the mix.
-            headers["Options"] = f"br({base}-in.wav)t({base}-out.wav)"
-        else:
-            headers["Options"] = "b"
+        # b: only while bridged; r()/t(): each direction in a file of its own too.
+        options = f"br({base}-in.wav)t({base}-out.wav)" if separate_legs else "b"
+        return f"{base}.wav", options
+
+    async def record(self, channel: str, name: str, *, separate_legs: bool = False) -> str:
+        """Start MixMonitor on ``channel`` now; return the file path Asterisk writes."""
+        path, options = self.recording(name, separate_legs=separate_legs)
+        headers: dict[str, HeaderValue] = {"Channel": channel, "File": path, "Options": options}
         await self.ami.send("MixMonitor", headers)
-        return f"{base}.wav"
+        return path
 
     async def stop_recording(self, channel: str) -> None:
         await self.ami.send("StopMixMonitor", {"Channel": channel})

@@ -658,7 +658,10 @@ class CallPath:
         self._apply(self.acd.offer_answered(now, record.interaction_id, record.agent_id))
         queue = self.site.queues[record.queue]
         if queue.record:
-            self._spawn_action(self._record(record, queue.separate_legs))
+            # The dialplan started MixMonitor as the agent answered (ring_agent).
+            record.recording, _ = self.telephony.recording(
+                record.interaction_id, separate_legs=queue.separate_legs
+            )
 
     def _answered_stat(self, record: CallRecord, now: float) -> None:
         assert record.agent_id is not None
@@ -1224,6 +1227,8 @@ class CallPath:
                     ring_timeout=queue.ring_timeout,
                     caller_id=f'"{_caller_id_name(record)}" <{number}>',
                     variables=variables,
+                    record_as=record.interaction_id if queue.record else None,
+                    separate_legs=queue.separate_legs,
                 )
         except AsteriskError as exc:
             # Could not even ring (AMI down, Asterisk refused): not the

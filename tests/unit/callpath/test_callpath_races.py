@@ -75,6 +75,9 @@ class FakeTelephony:
     async def hangup(self, channel: str, cause: int = 16) -> None:
         self.hangups.append(channel)
 
+    def recording(self, name: str, *, separate_legs: bool = False) -> tuple[str, str]:
+        return f"/recordings/{name}.wav", "b"
+
     async def variable(self, channel: str, name: str) -> str:
         return ""
 
