@@ -9,7 +9,6 @@ never appear in logs, errors or ``check-config`` output.
 from __future__ import annotations
 
 import os
-import stat
 from datetime import tzinfo
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +24,7 @@ from pydantic_settings import (
 from callcenter.clock import time_zone
 from callcenter.crm.settings import CrmSettings
 from callcenter.errors import ConfigError
+from callcenter.secrets import read_secret_file
 
 DEFAULT_CONFIG_FILE = Path("callcenter.toml")
 
@@ -232,16 +232,6 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
     except ValueError as exc:  # TOML syntax errors surface as ValueError subclasses
         raise ConfigError(f"invalid configuration file: {exc}") from None
-
-
-def read_secret_file(path: Path, key: str) -> str:
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise ConfigError(f"{key}: {path} does not exist") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(f"{key}: {path} must be readable by its owner only (chmod 600)")
-    return path.read_text().strip()
 
 
 def redacted(settings: Settings) -> dict[str, Any]:

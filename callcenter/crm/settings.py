@@ -28,7 +28,6 @@ Example (TOML)::
 
 from __future__ import annotations
 
-import stat
 import string
 from pathlib import Path
 from typing import Literal
@@ -36,6 +35,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
 from callcenter.errors import ConfigError
+from callcenter.secrets import read_secret_file
 
 WebhookEvent = Literal["call.started", "call.answered", "call.ended", "call.disposition"]
 WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = (
@@ -57,18 +57,6 @@ CONTACT_FIELDS = (
     "notes",
     "data",
 )
-
-
-def read_secret_file(path: Path, key: str) -> str:
-    """A secret from a file readable by its owner only (as ``callcenter.config``
-    does; not imported from there: ``config`` imports this module)."""
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise ConfigError(f"{key}: {path} does not exist") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(f"{key}: {path} must be readable by its owner only (chmod 600)")
-    return path.read_text().strip()
 
 
 def check_url_template(template: str, allowed: set[str]) -> str:
