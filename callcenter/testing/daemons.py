@@ -19,6 +19,44 @@ from callcenter.testing.instances import AsteriskInstance
 REPO = Path(__file__).resolve().parents[2]
 DEMO_CONTACTS = REPO / "ivr_scripts" / "fixtures" / "contacts.csv"
 
+TEST_MENU = """
+script: test_menu
+description: Test menu for tier-3 tests
+languages: [fr, en]
+default_language: fr
+start: menu
+language_skill: ""
+prompts:
+  menu:
+    fr: "Pour les ventes tapez 1, pour le support tapez 2."
+    en: "For sales press 1, for support press 2."
+nodes:
+  menu:
+    type: menu
+    prompt: menu
+    options:
+      1: ventes
+      2: support
+    on_failure: support
+  ventes:
+    type: queue
+    queue: ventes
+  support:
+    type: queue
+    queue: support
+    priority: 1
+"""
+"""A two-way menu (1 ventes, 2 support with priority 1) for IVR tests."""
+
+
+def ivr_test_scripts(folder: Path) -> Path:
+    """``folder`` with the test menu and the shipped satisfaction survey."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "test_menu.yaml").write_text(TEST_MENU)
+    survey = REPO / "ivr_scripts" / "enquete_satisfaction.yaml"
+    (folder / "enquete_satisfaction.yaml").write_text(survey.read_text())
+    return folder
+
 
 @contextlib.asynccontextmanager
 async def running_daemon(

@@ -20,7 +20,7 @@ import pytest
 
 from callcenter.callpath.service import Phase
 from callcenter.stats.model import AGENT_STATES
-from callcenter.testing.daemons import REPO, rest, running_daemon
+from callcenter.testing.daemons import ivr_test_scripts, rest, running_daemon
 from callcenter.testing.instances import AsteriskInstance
 from callcenter.testing.prometheus import DASHBOARDS, LEGEND_LABEL, panels, prometheus, promql
 from callcenter.testing.sipp import sipp_agents, sipp_caller
@@ -28,32 +28,6 @@ from callcenter.testing.waiting import until
 
 pytestmark = pytest.mark.asterisk
 
-IVR_MENU = """
-script: test_menu
-description: Test menu for tier-3 tests
-languages: [fr]
-default_language: fr
-start: menu
-language_skill: ""
-prompts:
-  menu:
-    fr: "Pour les ventes tapez 1, pour le support tapez 2."
-nodes:
-  menu:
-    type: menu
-    prompt: menu
-    options:
-      1: ventes
-      2: support
-    on_failure: support
-  ventes:
-    type: queue
-    queue: ventes
-  support:
-    type: queue
-    queue: support
-    priority: 1
-"""
 
 SITE = """
 queues:
@@ -90,11 +64,7 @@ NO_TRAFFIC_FOR = {"callcenter_speech_nomatch_total"}
 async def test_every_panel_has_series_from_real_calls(
     asterisk: AsteriskInstance, tmp_path: Path
 ) -> None:
-    scripts = tmp_path / "scripts"
-    scripts.mkdir()
-    (scripts / "test_menu.yaml").write_text(IVR_MENU)
-    survey = (REPO / "ivr_scripts" / "enquete_satisfaction.yaml").read_text()
-    (scripts / "enquete_satisfaction.yaml").write_text(survey)
+    scripts = ivr_test_scripts(tmp_path / "scripts")
     async with (
         running_daemon(asterisk, tmp_path, SITE, scripts_dir=scripts) as d,
         prometheus([f"127.0.0.1:{d.http.port}"], scrape_interval=0.5) as prom,

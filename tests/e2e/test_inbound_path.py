@@ -21,7 +21,7 @@ from pydub import AudioSegment
 from callcenter.callpath.service import CallRecord, Phase
 from callcenter.daemon import Daemon
 from callcenter.protocol.ami_events import ChanSpyStart, ConfbridgeJoin
-from callcenter.testing.daemons import REPO, rest, running_daemon
+from callcenter.testing.daemons import ivr_test_scripts, rest, running_daemon
 from callcenter.testing.databases import fresh_database
 from callcenter.testing.instances import AsteriskInstance
 from callcenter.testing.sipp import sipp_agents, sipp_busy, sipp_caller
@@ -675,34 +675,6 @@ async def test_blind_transfer_to_a_named_agent_goes_to_that_agent_only(
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
 
 
-IVR_MENU = """
-script: test_menu
-description: Test menu for tier-3 tests
-languages: [fr, en]
-default_language: fr
-start: menu
-language_skill: ""
-prompts:
-  menu:
-    fr: "Pour les ventes tapez 1, pour le support tapez 2."
-    en: "For sales press 1, for support press 2."
-nodes:
-  menu:
-    type: menu
-    prompt: menu
-    options:
-      1: ventes
-      2: support
-    on_failure: support
-  ventes:
-    type: queue
-    queue: ventes
-  support:
-    type: queue
-    queue: support
-    priority: 1
-"""
-
 IVR_SITE = """
 queues:
   support: {skills: {support: 1}, wrapup: 0.5, first_announce_after: 60,
@@ -718,11 +690,7 @@ agents:
 async def test_ivr_routes_the_caller_then_the_survey_scores_the_agent(
     asterisk: AsteriskInstance, tmp_path: Path
 ) -> None:
-    scripts = tmp_path / "scripts"
-    scripts.mkdir()
-    (scripts / "test_menu.yaml").write_text(IVR_MENU)
-    survey = (REPO / "ivr_scripts" / "enquete_satisfaction.yaml").read_text()
-    (scripts / "enquete_satisfaction.yaml").write_text(survey)
+    scripts = ivr_test_scripts(tmp_path / "scripts")
     async with (
         daemon(asterisk, tmp_path, site_text=IVR_SITE, scripts_dir=scripts) as d,
         sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=200, talk_ms=1500),

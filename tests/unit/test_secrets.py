@@ -21,7 +21,9 @@ def test_a_file_others_can_read_is_refused_without_showing_it(tmp_path: Path) ->
     secret = tmp_path / "ami.secret"
     secret.write_text("s3cr3t")
     secret.chmod(0o644)
-    with pytest.raises(ConfigError, match=r"ami.secret_file: .* readable by its owner only") as error:
+    with pytest.raises(
+        ConfigError, match=r"ami.secret_file: .* readable by its owner only"
+    ) as error:
         read_secret_file(secret, "ami.secret_file")
     assert "s3cr3t" not in str(error.value)
 
