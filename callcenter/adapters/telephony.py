@@ -39,6 +39,11 @@ class SpyMode(StrEnum):
     def chanspy_option(self) -> str:
         return {"listen": "", "whisper": "w", "barge": "B"}[self.value]
 
+    @property
+    def switch_digit(self) -> str:
+        """The key ChanSpy's ``d`` option switches to this mode with."""
+        return {"listen": "4", "whisper": "5", "barge": "6"}[self.value]
+
 
 @dataclass(frozen=True, slots=True)
 class TelephonyConfig:
@@ -123,6 +128,15 @@ class Telephony:
                 "CC_NUMBER": number,
                 "CC_DIAL_TIMEOUT": str(max(1, round(dial_timeout))),
             },
+        )
+
+    async def switch_spy(self, spy_leg: str, mode: SpyMode) -> None:
+        """Change the mode of a running ChanSpy as if the supervisor had
+        pressed its key (PlayDTMF with Receive: heard by ChanSpy, not sent
+        to the phone)."""
+        _check_token(spy_leg, "spy leg")
+        await self.ami.send(
+            "PlayDTMF", {"Channel": spy_leg, "Digit": mode.switch_digit, "Receive": "true"}
         )
 
     async def hangup(self, channel: str, cause: int = 16) -> None:

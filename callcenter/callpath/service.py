@@ -190,6 +190,7 @@ class CallPath:
         self.on_stats: Callable[[StatsEvent], object] | None = None
         self.on_disposition: Callable[[CallRecord], None] | None = None
         self._wrapping: dict[str, str] = {}  # agent -> interaction in wrap-up
+        self._spies: dict[str, tuple[str, str]] = {}  # supervisor -> (spy leg, agent leg)
         self._legs_seen: set[str] = set()  # our agent legs alive on Asterisk now
 
     # ------------------------------------------------------------ lifecycle
@@ -1126,7 +1127,8 @@ class CallPath:
         """Ring the supervisor's phone into ChanSpy on the agent's live call.
 
         The supervisor switches mode from the phone (4 listen, 5 whisper,
-        6 barge) or by asking again with another mode.
+        6 barge) or by asking again with another mode: a spy already running
+        on this agent's call switches, the phone does not ring again.
         """
         supervisor = self.site.supervisors.get(supervisor_id)
         if supervisor is None:
@@ -1140,7 +1142,17 @@ class CallPath:
             agent=agent_id,
             mode=mode.value,
         )
-        return await self.telephony.spy(supervisor.endpoint, record.agent_leg, mode)
+        running = self._spies.get(supervisor_id)
+        if running is not None and running[1] == record.agent_leg:
+            try:
+                await self.telephony.switch_spy(running[0], mode)
+                return running[0]
+            except AsteriskError:
+                # That spy leg has ended (the supervisor hung up): ring again.
+                del self._spies[supervisor_id]
+        leg = await self.telephony.spy(supervisor.endpoint, record.agent_leg, mode)
+        self._spies[supervisor_id] = (leg, record.agent_leg)
+        return leg
 
     # ------------------------------------------------------------ decisions
     def _apply(self, decisions: Sequence[OfferDecision]) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from callcenter.callpath.service import Phase
+from callcenter.protocol.ami_events import ChanSpyStart, DTMFEnd
 from callcenter.testing.daemons import rest, running_daemon
 from callcenter.testing.instances import AsteriskInstance
 from callcenter.testing.sipp import sipp_agents, sipp_caller
@@ -30,6 +31,8 @@ routes:
   '3901': {queue: support}
 agents:
   a01: {name: Agent 1, endpoint: agent11, skills: {support: 5}}
+supervisors:
+  s1: {name: Supervisor 1, endpoint: supervisor1}
 """
 
 
@@ -163,4 +166,49 @@ async def test_click_to_call_rings_the_agent_then_dials_the_customer(
         assert call.callback_number == "0698765432"
         assert call.context["click_to_call"] == "a01"
         assert call.answered_at is not None
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")
+
+
+async def test_supervisor_switches_coaching_mode_without_ringing_again(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    spies: list[ChanSpyStart] = []
+    keys: list[DTMFEnd] = []
+
+    def seen(item: object) -> None:
+        if isinstance(item, ChanSpyStart):
+            spies.append(item)
+        elif isinstance(item, DTMFEnd):
+            keys.append(item)
+
+    async with (
+        running_daemon(asterisk, tmp_path, SITE) as d,
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=200, talk_ms=8000),
+        sipp_caller(asterisk.ports.sip, "3901") as caller,
+    ):
+        d.ami.subscribe(seen)
+        d.callpath.agent_login("a01")
+        await until(
+            lambda: any(r.phase is Phase.CONNECTED for r in d.callpath.calls.values()),
+            what="connected",
+        )
+        listen = {"agent": "a01", "mode": "listen"}
+        status, first = await rest(d, "POST", "/api/supervisors/s1/coach", listen)
+        assert status == 200, first
+        await until(lambda: spies, what="ChanSpy started")
+        for mode, digit in (("whisper", "5"), ("barge", "6")):
+            status, body = await rest(
+                d, "POST", "/api/supervisors/s1/coach", {"agent": "a01", "mode": mode}
+            )
+            assert status == 200, body
+            assert body["supervisor_leg"] == first["supervisor_leg"]  # same spy, same phone
+            await until(
+                lambda digit=digit: any(
+                    k.digit == digit and k.snapshot.uniqueid == first["supervisor_leg"]
+                    for k in keys
+                ),
+                what=f"ChanSpy got key {digit}",
+            )
+        assert len(spies) == 1  # the supervisor's phone rang once
+        await caller.wait(timeout=40)
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
