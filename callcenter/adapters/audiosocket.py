@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from callcenter.adapters.tcp import SessionServer
 from callcenter.errors import AudioSocketProtocolError, SpeechError
 from callcenter.protocol.audiosocket import (
     Audio,
@@ -32,7 +33,6 @@ from callcenter.protocol.audiosocket import (
     audio_frames,
     encode_hangup,
 )
-from callcenter.tasks import cancel_and_wait
 
 __all__ = ["AudioSocketConnection", "AudioSocketHandler", "AudioSocketServer", "AudioSocketStats"]
 
@@ -43,7 +43,7 @@ AudioSocketHandler = Callable[["AudioSocketConnection"], Awaitable[None]]
 
 @dataclass
 class AudioSocketStats:
-    connections: int = 0
+    sessions: int = 0
     active: int = 0
     unknown: int = 0
     protocol_errors: int = 0
@@ -113,9 +113,12 @@ class AudioSocketConnection:
             await asyncio.wait_for(self._writer.drain(), 1.0)
 
 
-class AudioSocketServer:
+class AudioSocketServer(SessionServer):
     """Listen for AudioSocket connections and hand each to the handler
     registered for its UUID."""
+
+    service = "AudioSocket"
+    listen_error = SpeechError
 
     def __init__(
         self,
@@ -125,42 +128,16 @@ class AudioSocketServer:
         advertise: str | None = None,
         header_timeout: float = 5.0,
     ) -> None:
-        self.host = host
-        self._port = port
+        self.stats = AudioSocketStats()
+        super().__init__(host, port, self.stats)
         self._advertise = advertise
         self.header_timeout = header_timeout
-        self.stats = AudioSocketStats()
         self._handlers: dict[uuid.UUID, AudioSocketHandler] = {}
-        self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
-
-    @property
-    def port(self) -> int:
-        if self._server is None or not self._server.sockets:
-            return self._port
-        return int(self._server.sockets[0].getsockname()[1])
 
     @property
     def address(self) -> str:
         """``host:port`` for ``AudioSocket(uuid,host:port)``."""
         return self._advertise or f"{self.host}:{self.port}"
-
-    async def start(self) -> None:
-        try:
-            self._server = await asyncio.start_server(self._on_connection, self.host, self._port)
-        except OSError as exc:
-            raise SpeechError(
-                f"cannot listen for AudioSocket on {self.host}:{self._port}: {exc}"
-            ) from exc
-        log.info("audiosocket.listening", host=self.host, port=self.port)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        await cancel_and_wait(list(self._connections))
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
 
     @contextlib.contextmanager
     def expect(self, call_id: uuid.UUID, handler: AudioSocketHandler) -> Iterator[None]:
@@ -173,26 +150,6 @@ class AudioSocketServer:
             yield
         finally:
             self._handlers.pop(call_id, None)
-
-    async def _on_connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        # Our own task (as in the FastAGI server): stop() cancels it.
-        task = asyncio.create_task(self._session(reader, writer), name="audiosocket-session")
-        self._connections.add(task)
-        task.add_done_callback(self._connections.discard)
-        await asyncio.wait([task])
-
-    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.stats.connections += 1
-        self.stats.active += 1
-        try:
-            await self._serve(reader, writer)
-        finally:
-            self.stats.active -= 1
-            writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         parser = AudioSocketParser()

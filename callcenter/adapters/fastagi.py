@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from callcenter.adapters.tcp import SessionServer
 from callcenter.errors import (
     AGICommandFailed,
     AGIHangup,
@@ -286,12 +287,15 @@ class AgiSession:
         self._fail(AGIHangup("Asterisk closed the AGI connection"))
 
 
-class FastAgiServer:
+class FastAgiServer(SessionServer):
     """Listen for FastAGI connections and run ``routes[script]`` for each.
 
     ``routes`` maps a script path (``inbound`` for ``agi://host/inbound?x=1``)
     to an async handler taking an :class:`AgiSession`.
     """
+
+    service = "FastAGI"
+    listen_error = AGIProtocolError
 
     def __init__(
         self,
@@ -302,60 +306,11 @@ class FastAgiServer:
         idle_timeout: float = 3600.0,
         header_timeout: float = 10.0,
     ) -> None:
-        self.host = host
+        self.stats = FastAgiStats()
+        super().__init__(host, port, self.stats)
         self.header_timeout = header_timeout
-        self._port = port
         self.routes = dict(routes)
         self.idle_timeout = idle_timeout
-        self.stats = FastAgiStats()
-        self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
-
-    @property
-    def port(self) -> int:
-        if self._server is None or not self._server.sockets:
-            return self._port
-        return int(self._server.sockets[0].getsockname()[1])
-
-    async def start(self) -> None:
-        try:
-            self._server = await asyncio.start_server(self._on_connection, self.host, self._port)
-        except OSError as exc:
-            raise AGIProtocolError(
-                f"cannot listen for FastAGI on {self.host}:{self._port}: {exc}"
-            ) from exc
-        log.info("fastagi.listening", host=self.host, port=self.port)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        # Cancelling a session closes its socket: Asterisk resumes the dialplan.
-        await cancel_and_wait(list(self._connections))
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
-
-    async def _on_connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        # asyncio runs this callback in a task of its own that it does not
-        # expect to be cancelled (3.11 logs a spurious error when it is), so
-        # the session runs in a task we own; stop() cancels that one.
-        task = asyncio.create_task(self._session(reader, writer), name="agi-session")
-        self._connections.add(task)
-        task.add_done_callback(self._connections.discard)
-        await asyncio.wait([task])
-
-    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.stats.sessions += 1
-        self.stats.active += 1
-        try:
-            await self._serve(reader, writer)
-        finally:
-            self.stats.active -= 1
-            writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         parser = AgiParser()

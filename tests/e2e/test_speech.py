@@ -197,11 +197,11 @@ async def rig(asterisk: AsteriskInstance, tmp_path: Path) -> AsyncIterator[Rig]:
 
 
 def _listening(speech: SpeechService, step: int) -> bool:
-    return speech.server.stats.connections > step
+    return speech.server.stats.sessions > step
 
 
 def _listen_over(speech: SpeechService, step: int) -> bool:
-    return speech.server.stats.connections > step and speech.server.stats.active == 0
+    return speech.server.stats.sessions > step and speech.server.stats.active == 0
 
 
 async def _call(rig: Rig, caller: Caller) -> Outcome:
@@ -229,7 +229,7 @@ async def test_spoken_intent_routes_the_call(asterisk: AsteriskInstance, tmp_pat
         assert outcome.context.intent == "conseiller"
         assert outcome.context.variables["speech.text"] == "상담원"
         # One listen was enough; the built prompt was played by Asterisk.
-        assert r.speech.server.stats.connections == 1
+        assert r.speech.server.stats.sessions == 1
         assert r.stream_replies[0].result == "0"
         assert int(r.stream_replies[0].extra.get("endpos", "0")) > 0
 
@@ -241,7 +241,7 @@ async def test_silence_reprompts_then_speech(asterisk: AsteriskInstance, tmp_pat
         assert isinstance(outcome, Route)
         assert outcome.queue == "oui"
         assert outcome.context.intent == "oui"
-        assert r.speech.server.stats.connections == 2
+        assert r.speech.server.stats.sessions == 2
         assert [p for p in outcome.context.path if p.startswith("motif")] == ["motif"]
 
 
@@ -255,4 +255,4 @@ async def test_no_speech_falls_back_to_the_keypad(
         assert outcome.queue == "oui"
         assert outcome.context.intent is None
         assert "menu" in outcome.context.path
-        assert r.speech.server.stats.connections == 2
+        assert r.speech.server.stats.sessions == 2

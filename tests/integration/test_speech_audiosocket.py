@@ -96,7 +96,7 @@ async def test_routes_by_uuid_and_hangs_up_after_the_handler(server: AudioSocket
     assert isinstance(events[-1], Hangup)
     assert b"".join(heard) == b"\x00" * 640
     await until(lambda: server.stats.active == 0, 5)
-    assert server.stats.connections == 1
+    assert server.stats.sessions == 1
     assert server.stats.unknown == 0
 
 
