@@ -32,7 +32,6 @@ audit trail.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -40,7 +39,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from callcenter.acd import Engine
-from callcenter.adapters.rest_auth import authorize, json_error, principal_of
+from callcenter.adapters.rest_auth import authorize, json_body, json_error, principal_of
 from callcenter.adapters.telephony import SpyMode
 from callcenter.callpath.service import CallPath
 from callcenter.cti.access import Action, Principal, acts_for_other
@@ -53,8 +52,6 @@ __all__ = ["agent_routes"]
 
 T = TypeVar("T")
 
-_MAX_BODY = 4096
-
 
 Audit = Callable[[Principal, str, str | None, dict[str, Any]], Awaitable[None]]
 Notify = Callable[[Publication], object]
@@ -63,22 +60,6 @@ Notify = Callable[[Publication], object]
 def agent_routes(
     callpath: CallPath, engine: Engine, views: LiveViews, audit: Audit, notify: Notify
 ) -> list[web.RouteDef]:
-    async def body(request: web.Request) -> dict[str, Any]:
-        if request.content_length and request.content_length > _MAX_BODY:
-            raise web.HTTPRequestEntityTooLarge(
-                max_size=_MAX_BODY, actual_size=request.content_length
-            )
-        raw = await request.read()
-        if not raw:
-            return {}
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise json_error(400, "body is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise json_error(400, "body must be a JSON object")
-        return data
-
     def text_field(data: dict[str, Any], key: str, *, required: bool) -> str | None:
         value = data.get(key)
         if value is None and not required:
@@ -104,7 +85,7 @@ def agent_routes(
             await audit(principal, name, target, detail)
 
     async def login(request: web.Request) -> web.Response:
-        endpoint = text_field(await body(request), "endpoint", required=False)
+        endpoint = text_field(await json_body(request), "endpoint", required=False)
         return await operate(
             request, "agent.login", lambda a: callpath.agent_login(a, endpoint), endpoint=endpoint
         )
@@ -113,7 +94,7 @@ def agent_routes(
         return await operate(request, "agent.ready", callpath.agent_ready)
 
     async def pause(request: web.Request) -> web.Response:
-        reason = text_field(await body(request), "reason", required=True)
+        reason = text_field(await json_body(request), "reason", required=True)
         assert reason is not None
         return await operate(
             request, "agent.pause", lambda a: callpath.agent_pause(a, reason), reason=reason
@@ -143,7 +124,7 @@ def agent_routes(
         return agent
 
     async def transfer(request: web.Request) -> web.Response:
-        data = await body(request)
+        data = await json_body(request)
         queue = text_field(data, "queue", required=False)
         number = text_field(data, "number", required=False)
         to_agent = text_field(data, "agent", required=False)
@@ -156,7 +137,7 @@ def agent_routes(
         )
 
     async def consult(request: web.Request) -> web.Response:
-        number = text_field(await body(request), "number", required=True) or ""
+        number = text_field(await json_body(request), "number", required=True) or ""
         interaction = await on_call(callpath.consult(known_agent(request), number))
         return web.json_response({"interaction": interaction})
 
@@ -169,7 +150,7 @@ def agent_routes(
         return web.json_response({"interaction": interaction})
 
     async def conference(request: web.Request) -> web.Response:
-        data = await body(request)
+        data = await json_body(request)
         number = text_field(data, "number", required=False)
         other = text_field(data, "agent", required=False)
         agent = known_agent(request)
@@ -202,7 +183,7 @@ def agent_routes(
         return web.json_response({"interaction": interaction})
 
     async def schedule_callback(request: web.Request) -> web.Response:
-        data = await body(request)
+        data = await json_body(request)
         agent = known_agent(request)
         interaction = text_field(data, "interaction", required=True) or ""
         number = text_field(data, "number", required=True) or ""
@@ -224,7 +205,7 @@ def agent_routes(
         return web.json_response({"callback": callback, "not_before": not_before})
 
     async def dial(request: web.Request) -> web.Response:
-        data = await body(request)
+        data = await json_body(request)
         agent = known_agent(request)
         number = text_field(data, "number", required=True) or ""
         queue = text_field(data, "queue", required=False)
@@ -236,7 +217,7 @@ def agent_routes(
         return web.json_response({"interaction": interaction, "number": number})
 
     async def disposition(request: web.Request) -> web.Response:
-        data = await body(request)
+        data = await json_body(request)
         agent = text_field(data, "agent", required=True) or ""
         code = text_field(data, "code", required=True) or ""
         notes = data.get("notes", "")
@@ -251,7 +232,7 @@ def agent_routes(
         return web.json_response({"interaction": wanted, "code": code})
 
     async def coach(request: web.Request) -> web.Response:
-        data = await body(request)
+        data = await json_body(request)
         agent = text_field(data, "agent", required=True)
         mode_text = text_field(data, "mode", required=True)
         try:
@@ -267,7 +248,7 @@ def agent_routes(
         return web.json_response({"supervisor_leg": leg, "agent": agent, "mode": mode.value})
 
     async def message(request: web.Request) -> web.Response:
-        text = text_field(await body(request), "text", required=True) or ""
+        text = text_field(await json_body(request), "text", required=True) or ""
         agent = request.match_info["agent"]
         if agent not in callpath.site.agents:
             raise json_error(404, f"unknown agent {agent!r}")

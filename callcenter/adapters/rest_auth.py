@@ -18,6 +18,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -47,6 +48,26 @@ def json_error(status: int, message: str) -> web.HTTPException:
         503: web.HTTPServiceUnavailable,
     }
     return kinds[status](text=json.dumps({"error": message}), content_type="application/json")
+
+
+MAX_BODY = 4096
+"""Bytes: every REST body is a small JSON object."""
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object ({} when empty); 413/400 when it is not one."""
+    if request.content_length and request.content_length > MAX_BODY:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=request.content_length)
+    raw = await request.read()
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise json_error(400, "body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise json_error(400, "body must be a JSON object")
+    return data
 
 
 def bearer(request: web.Request) -> str:
@@ -102,12 +123,7 @@ def auth_routes(users_of: UsersProvider) -> list[web.RouteDef]:
         users = users_of()
         if users is None:
             raise json_error(404, "authentication is off on this daemon")
-        try:
-            data = json.loads(await request.read() or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            raise json_error(400, "body is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise json_error(400, "body must be a JSON object")
+        data = await json_body(request)
         name, password = data.get("login"), data.get("password")
         if not isinstance(name, str) or not isinstance(password, str):
             raise json_error(400, "'login' and 'password' must be strings")

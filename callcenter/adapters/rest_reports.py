@@ -25,7 +25,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from callcenter.adapters.rest_auth import authorize
+from callcenter.adapters.rest_auth import authorize, json_error
 from callcenter.clock import time_zone
 from callcenter.cti.access import Action
 from callcenter.errors import ConfigError, StoreError
@@ -38,10 +38,6 @@ from callcenter.store.stats import AgentInfo
 PoolProvider = Callable[[], "asyncpg.Pool | None"]
 MAX_DAYS = 400
 """Longest period one request may ask for."""
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 def _params(
@@ -101,15 +97,15 @@ def add_report_routes(
             authorize(request, Action.SUPERVISE)  # reports are for supervisors and admins
             pool = pool_provider()
             if pool is None:
-                return _error(503, "no database")
+                raise json_error(503, "no database")
             if request.query.get("format", "json") not in ("json", "csv"):
-                return _error(400, "format: json or csv")
+                raise json_error(400, "format: json or csv")
             try:
                 return await handler(request, pool)
             except ConfigError as exc:
-                return _error(400, str(exc))
+                raise json_error(400, str(exc)) from None
             except StoreError as exc:
-                return _error(503, str(exc))
+                raise json_error(503, str(exc)) from None
 
         return run
 
