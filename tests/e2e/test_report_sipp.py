@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import csv
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,13 +30,11 @@ from pathlib import Path
 import pytest
 
 from callcenter.cli import main
-from callcenter.config import Settings
-from callcenter.daemon import Daemon
+from callcenter.testing.daemons import running_daemon
 from callcenter.testing.databases import fresh_database
 from callcenter.testing.instances import AsteriskInstance
 from callcenter.testing.sipp import sipp_agents, sipp_caller
-
-REPO = Path(__file__).resolve().parents[2]
+from callcenter.testing.waiting import until
 
 pytestmark = pytest.mark.asterisk
 
@@ -76,43 +73,6 @@ class Placed:
     """Seconds in queue the test planned for this call (see below)."""
 
 
-@contextlib.asynccontextmanager
-async def daemon(
-    asterisk: AsteriskInstance, site: Path, database_url: str
-) -> AsyncIterator[Daemon]:
-    settings = Settings.model_validate(
-        {
-            "ami": {
-                "port": asterisk.ports.ami,
-                "secret": asterisk.ami.secret,
-                "ping_interval": 1.0,
-                "ping_timeout": 1.0,
-            },
-            "agi": {"port": asterisk.ports.agi},
-            "http": {"port": 0},
-            "site": {"file": str(site)},
-            "database": {"url": database_url},
-            "ivr": {"scripts_dir": str(REPO / "ivr_scripts")},
-        }
-    )
-    d = Daemon(settings)
-    await d.start()
-    try:
-        await d.ami.wait_connected(10)
-        yield d
-    finally:
-        await d.stop()
-
-
-async def until(predicate: object, timeout: float = 30.0, what: str = "") -> None:
-    assert callable(predicate)
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not reached in time: {what}")
-        await asyncio.sleep(0.05)
-
-
 def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
@@ -130,7 +90,7 @@ async def test_report_figures_equal_the_tests_own_record_of_a_sipp_run(
     placed: list[Placed] = []
     talk = TALK_MS / 1000
     async with (
-        daemon(asterisk, site, url) as d,
+        running_daemon(asterisk, tmp_path, SITE, database_url=url, auth="required") as d,
         sipp_agents(
             asterisk.ports.sip,
             port=asterisk.phones_port,
@@ -145,7 +105,9 @@ async def test_report_figures_equal_the_tests_own_record_of_a_sipp_run(
             # 1. The agent is free: the wait is the ring time (plus set-up).
             fast = await calls.enter_async_context(sipp_caller(asterisk.ports.sip, "3901"))
             placed.append(Placed("fast", t0, "answered", ANSWER_MS / 1000))
-            await until(lambda: d.acd.agent_state("a01") == "on_call", what="fast answered")
+            await until(
+                lambda: d.acd.agent_state("a01") == "on_call", timeout=30, what="fast answered"
+            )
             # 2. and 3. while the agent talks to the first caller.
             t1 = time.time()
             slow = await calls.enter_async_context(sipp_caller(asterisk.ports.sip, "3901"))
@@ -161,8 +123,10 @@ async def test_report_figures_equal_the_tests_own_record_of_a_sipp_run(
             for caller in (fast, slow, gone):
                 result = await caller.wait(timeout=60)
                 assert result.ok, result.errors or result.stderr
-        await until(lambda: len(d.callpath.history) == 3, what="three calls finished")
-        await until(lambda: d.acd.agent_state("a01") == "ready", what="last wrap-up over")
+        await until(lambda: len(d.callpath.history) == 3, timeout=30, what="three calls finished")
+        await until(
+            lambda: d.acd.agent_state("a01") == "ready", timeout=30, what="last wrap-up over"
+        )
         first = next(r for r in d.callpath.history if r.agent_id == "a01")
         d.callpath.set_disposition(first.interaction_id, "a01", "resolved", "")
         assert d.writer is not None
