@@ -143,7 +143,7 @@ class Daemon:
         self.cti = CtiServer(
             Journal(epoch=uuid4().hex[:12]),
             self._authenticate,
-            self._snapshot,
+            lambda who: self.views.snapshot(who, lambda: queue_kpis(self.stats.snapshot())),
             self.clock,
             heartbeat=settings.http.cti_heartbeat,
         )
@@ -395,29 +395,6 @@ class Daemon:
         if self.users is None:
             raise StoreError("the user store is not ready")
         return await self.users.resolve(token, datetime.now(UTC))
-
-    def _snapshot(self, principal: Principal) -> dict[str, Any]:
-        if principal.role is Role.AGENT and principal.site_id in self.site.agents:
-            agent = self.views.agent(principal.site_id)
-            current = agent["interaction"]
-            return {
-                "agent": agent,
-                "call": self.views.screen_pop(current) if current else None,
-                "queues": sorted(self.site.queues),
-                "pause_reasons": [r for r in self.site.pause_reasons if r != "no answer"],
-                "dispositions": list(self.site.dispositions),
-                "agents": [
-                    {"agent": a, "name": s.name} for a, s in sorted(self.site.agents.items())
-                ],
-            }
-        return {
-            "agents": self.views.agents(),
-            "queues": self.views.queues(),
-            "calls": self.views.live_calls(),
-            "supervisors": sorted(self.site.supervisors),
-            "kpis": queue_kpis(self.stats.snapshot()),
-            "pause_reasons": [r for r in self.site.pause_reasons if r != "no answer"],
-        }
 
     async def _audit(
         self, principal: Principal, action: str, target: str | None, detail: dict[str, Any]

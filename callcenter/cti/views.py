@@ -7,10 +7,12 @@ people are epoch seconds (wall clock); durations are seconds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from callcenter.acd import Engine
+from callcenter.acd import NO_ANSWER, Engine
 from callcenter.callpath.service import CallPath, CallRecord
+from callcenter.cti.access import Principal, Role
 from callcenter.stats.kpis import Counts
 from callcenter.stats.realtime import RealtimeSnapshot
 
@@ -45,6 +47,31 @@ class LiveViews:
             "interaction": live.interaction if live else None,
             "wrapup_until": self._wall(until),
             "handled": live.handled if live else 0,
+        }
+
+    def snapshot(self, principal: Principal, kpis: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """What a desktop starts from when it cannot resume (docs/cti-protocol.md)."""
+        site = self.callpath.site
+        # "no answer" is the ACD's own reason (RONA), not one a person picks.
+        pause_reasons = [r for r in site.pause_reasons if r != NO_ANSWER]
+        if principal.role is Role.AGENT and principal.site_id in site.agents:
+            agent = self.agent(principal.site_id)
+            current = agent["interaction"]
+            return {
+                "agent": agent,
+                "call": self.screen_pop(current) if current else None,
+                "queues": sorted(site.queues),
+                "pause_reasons": pause_reasons,
+                "dispositions": list(site.dispositions),
+                "agents": [{"agent": a, "name": s.name} for a, s in sorted(site.agents.items())],
+            }
+        return {
+            "agents": self.agents(),
+            "queues": self.queues(),
+            "calls": self.live_calls(),
+            "supervisors": sorted(site.supervisors),
+            "kpis": kpis(),
+            "pause_reasons": pause_reasons,
         }
 
     def agents(self) -> list[dict[str, Any]]:
