@@ -26,6 +26,8 @@ CONNECT_CONTEXT = "callcenter-connect"
 # Where an agent's leg goes for a callback: dials the customer on the trunk.
 CALLBACK_CONTEXT = "callcenter-callback"
 CONFERENCE_CONTEXT = "callcenter-conference"
+# Where a caller goes when the agent hangs up first (the queue's survey, if any).
+AFTER_AGENT_CONTEXT = "callcenter-after-agent"
 
 
 class SpyMode(StrEnum):

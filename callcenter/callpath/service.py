@@ -30,7 +30,12 @@ from typing import Any
 import structlog
 
 from callcenter.adapters.fastagi import AgiSession
-from callcenter.adapters.telephony import SpyMode, Telephony, is_phone_number
+from callcenter.adapters.telephony import (
+    AFTER_AGENT_CONTEXT,
+    SpyMode,
+    Telephony,
+    is_phone_number,
+)
 from callcenter.callpath.ports import AcdPort, AgentProfile, InteractionRequest, OfferDecision
 from callcenter.callpath.site import RouteSetup, Site
 from callcenter.clock import Clock
@@ -718,8 +723,9 @@ class CallPath:
                 self._offer_failed(record, f"agent leg hung up ({change.cause_txt})")
             elif record.phase is Phase.CONNECTED:
                 if record.held_since is not None and record.caller_uniqueid:
-                    # The agent hung up during hold: nobody will take the caller back.
-                    self._spawn_action(self._hangup_quietly(record.caller_uniqueid))
+                    # The agent hung up during hold: the caller leaves the music
+                    # as after any call the agent ends (survey, then goodbye).
+                    self._spawn_action(self._after_agent(record.caller_uniqueid))
                 self._complete(record, now)
             elif record.phase is Phase.DIALING:
                 self._callback_attempt_over(record, now)
@@ -1275,6 +1281,13 @@ class CallPath:
             )
         except AsteriskError as exc:
             log.error("call.record_failed", interaction=record.interaction_id, error=str(exc))
+
+    async def _after_agent(self, caller: str) -> None:
+        try:
+            await self.telephony.redirect(caller, AFTER_AGENT_CONTEXT, "s")
+        except AsteriskError as exc:
+            log.warning("call.after_agent_failed", caller=caller, error=str(exc))
+            await self._hangup_quietly(caller)
 
     async def _hangup_quietly(self, channel: str) -> None:
         try:

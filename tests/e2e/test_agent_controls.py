@@ -212,3 +212,30 @@ async def test_supervisor_switches_coaching_mode_without_ringing_again(
         assert len(spies) == 1  # the supervisor's phone rang once
         await caller.wait(timeout=40)
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
+
+
+async def test_agent_hanging_up_during_hold_sends_the_caller_to_the_after_call_step(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    async with (
+        running_daemon(asterisk, tmp_path, SITE) as d,
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=200),
+        sipp_caller(asterisk.ports.sip, "3901") as caller,
+    ):
+        d.callpath.agent_login("a01")
+        await until(
+            lambda: any(r.phase is Phase.CONNECTED for r in d.callpath.calls.values()),
+            what="connected",
+        )
+        [record] = list(d.callpath.calls.values())
+        assert d.agi.stats.sessions == 1  # the caller's time in queue
+        assert (await rest(d, "POST", "/api/agents/a01/hold"))[0] == 200
+        await until(lambda: "MusicOnHold" in channel_apps(asterisk), what="caller on hold")
+        assert (await rest(d, "POST", "/api/agents/a01/hangup"))[0] == 200
+        await until(lambda: record.phase is Phase.COMPLETED, what="completed")
+        # The caller left the music for the after-agent step (the queue's
+        # survey, if any, then goodbye), as when an agent ends any call.
+        await until(lambda: d.agi.stats.sessions == 2, what="after-agent session")
+        result = await caller.wait(timeout=30)
+        assert result.ok, result.errors or result.stderr
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")
