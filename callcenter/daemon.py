@@ -431,7 +431,7 @@ class Daemon:
             self.writer.submit(row_of(record))
 
     async def _inbound(self, session: AgiSession) -> None:
-        resume = await resume_of(session)
+        resume = resume_of(session.request)
         qualification = None
         query = session.request.query
         if resume is None and "from" not in query:
