@@ -221,7 +221,14 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
         await asyncio.sleep(2)
         stuck = int(box.cli("core show channels count").split()[0] or 0)
         if stuck:
-            print(f"  {mode}: channels left over:\n" + box.cli("core show channels concise"))
+            listing = box.cli("core show channels concise")
+            print(f"  {mode}: channels left over:\n" + listing)
+            # What each one is doing (application, PBX thread, bridge), and
+            # whether our side still holds a session for it.
+            for line in listing.splitlines()[:5]:
+                print(box.cli(f"core show channel {line.split('!', 1)[0]}"))
+            if daemon is not None:
+                print(f"  {mode}: FastAGI sessions open: {daemon.agi.stats.active}")
         if daemon is not None:
             # Ours: entry and first ring of every caller, from the call path's
             # own records (the same monotonic clock as this listener).

@@ -16,6 +16,7 @@ the adapter boundary and re-raised as one of these, with the original chained
     │   ├── AMIActionError     an AMI action answered Error
     │   ├── AMIDisconnected    the AMI link dropped; pending actions fail with this
     │   ├── AMITimeout         an AMI action got no answer in time
+    │   ├── OriginateUnconfirmed  an Originate sent, its answer lost: the channel may exist
     │   ├── AGIHangup          the channel hung up during an AGI session
     │   ├── AGICommandFailed   an AGI command failed on a live channel (missing sound)
     │   └── AGITimeout         Asterisk stopped answering an AGI session
@@ -82,6 +83,20 @@ class AMIDisconnected(AsteriskError):
 
 class AMITimeout(AsteriskError):
     """An AMI action received no response in time."""
+
+
+class OriginateUnconfirmed(AsteriskError):
+    """An Originate may have reached Asterisk but its answer never came back
+    (the link dropped after sending and stayed down, or no answer in time).
+
+    Unlike a refusal (:class:`AMIActionError`) the channel ``channel_id`` may
+    exist and ring: only Asterisk's channel list, once the link is back, tells.
+    """
+
+    def __init__(self, channel_id: str, reason: str) -> None:
+        super().__init__(f"Originate of {channel_id} unconfirmed: {reason}")
+        self.channel_id = channel_id
+        self.reason = reason
 
 
 class AGIHangup(AsteriskError):

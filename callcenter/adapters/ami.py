@@ -9,7 +9,9 @@ by a test:
   action with :class:`AMIDisconnected`; nothing is re-sent blindly.
   :meth:`AmiClient.originate` is idempotent instead: it sets ``ChannelId`` and,
   after a disconnect, asks Asterisk whether that channel exists before trying
-  again.
+  again. When it cannot find out in time, it says so
+  (:class:`~callcenter.errors.OriginateUnconfirmed`): the channel may ring,
+  which is not the same as a refusal.
 * Its periodic Ping is never checked. Here a watchdog sends Ping and drops
   the link when no answer comes within ``ping_timeout`` (a half-open TCP link
   otherwise goes unnoticed for minutes), then reconnects with backoff.
@@ -56,6 +58,7 @@ from callcenter.errors import (
     AMIProtocolError,
     AMITimeout,
     AsteriskError,
+    OriginateUnconfirmed,
 )
 from callcenter.protocol.ami import AmiFrame, AmiFrameError, AmiParser, encode_action
 from callcenter.protocol.ami_events import (
@@ -360,6 +363,11 @@ class AmiClient:
         after reconnecting, a channel with our ChannelId means it did; only
         otherwise is the action sent again (a duplicate ChannelId would be
         refused by Asterisk anyway).
+
+        Raises :class:`OriginateUnconfirmed` when it may have been placed but
+        could not be confirmed (the link stayed down past ``retry_window``
+        after a send, or no answer in time); AMIDisconnected only when it was
+        never written; AMIActionError when Asterisk refused it.
         """
         uniqueid = channel_id or self.new_channel_id()
         headers: dict[str, HeaderValue] = {
@@ -388,14 +396,31 @@ class AmiClient:
                 if unsure and await self.channel_exists(uniqueid):
                     log.info("ami.originate_confirmed", node=self.node, uniqueid=uniqueid)
                     return uniqueid
+                # send() refuses before writing only when the link is down.
+                unsure = unsure or self.connected
                 await self.send("Originate", headers)
                 return uniqueid
-            except AMIDisconnected:
-                unsure = True
-                remaining = deadline - self._clock.now()
-                if remaining <= 0:
-                    raise
-                await self.wait_connected(remaining)
+            except AMIDisconnected as exc:
+                if await self._reconnected_by(deadline):
+                    continue
+                if not unsure:
+                    raise  # never written: certainly not placed
+                raise OriginateUnconfirmed(uniqueid, f"AMI link down: {exc}") from exc
+            except (AMITimeout, AMIProtocolError) as exc:
+                # No answer in time, or a garbled one: Asterisk may have run
+                # it. Sending again could ring twice; calling it refused
+                # would leave a ringing phone nobody follows.
+                raise OriginateUnconfirmed(uniqueid, str(exc)) from exc
+
+    async def _reconnected_by(self, deadline: float) -> bool:
+        remaining = deadline - self._clock.now()
+        if remaining <= 0:
+            return False
+        try:
+            await self.wait_connected(remaining)
+        except AMITimeout:
+            return False
+        return True
 
     def new_channel_id(self) -> str:
         # Unique per daemon run and node; Asterisk uses it as the Uniqueid.

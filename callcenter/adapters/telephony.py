@@ -141,6 +141,10 @@ class Telephony:
             "PlayDTMF", {"Channel": spy_leg, "Digit": mode.switch_digit, "Receive": "true"}
         )
 
+    async def channel_exists(self, uniqueid: str) -> bool:
+        """Whether Asterisk has this channel now (its own list, not our tracker)."""
+        return await self.ami.channel_exists(uniqueid)
+
     async def hangup(self, channel: str, cause: int = 16) -> None:
         _check_token(channel, "channel")
         await self.ami.send("Hangup", {"Channel": channel, "Cause": str(cause)})

@@ -12,6 +12,11 @@ waiting or ringing), never from the FastAGI session alone: when an agent
 answers, Asterisk pulls the caller out of AGI and the session sees a HANGUP
 although the caller is alive.
 
+An offer whose Originate may have reached Asterisk unanswered (AMI link cut
+after sending, no answer in time) stands: the agent's phone may ring. On
+resync, Asterisk's channel list settles it: the leg exists, its events drive
+it; it does not, the offer is cancelled and the caller offered again.
+
 One owned task serves the ACD's timers (wrap-up ends, relaxations); every
 other piece of work runs in the caller of a method, so nothing is
 fire-and-forget.
@@ -39,7 +44,7 @@ from callcenter.adapters.telephony import (
 from callcenter.callpath.ports import AcdPort, AgentProfile, InteractionRequest, OfferDecision
 from callcenter.callpath.site import RouteSetup, Site
 from callcenter.clock import Clock
-from callcenter.errors import AsteriskError, RoutingError
+from callcenter.errors import AsteriskError, OriginateUnconfirmed, RoutingError
 from callcenter.flows.inbound import Qualification, Resume, WaitSettings
 from callcenter.protocol.ami_events import ChannelState
 from callcenter.protocol.channels import (
@@ -94,6 +99,9 @@ class Phase(StrEnum):
 _FINISHED = frozenset({Phase.COMPLETED, Phase.ABANDONED, Phase.CALLBACK, Phase.FAILED})
 TRANSFER_CONTEXT = "callcenter-transfer"
 RESTART = "restart"
+# A placed agent leg has rung out (its Originate Timeout is the ring timeout)
+# or been answered this long after that at the latest: call set-up, slack.
+UNCONFIRMED_GRACE = 5.0
 
 
 @dataclass
@@ -197,6 +205,9 @@ class CallPath:
         self._wrapping: dict[str, str] = {}  # agent -> interaction in wrap-up
         self._spies: dict[str, tuple[str, str]] = {}  # supervisor -> (spy leg, agent leg)
         self._legs_seen: set[str] = set()  # our agent legs alive on Asterisk now
+        # Ringing legs whose Originate may or may not have reached Asterisk;
+        # each event is set once Asterisk's answer settles the leg.
+        self._unconfirmed: dict[str, asyncio.Event] = {}
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -206,6 +217,11 @@ class CallPath:
         tasks = [*self._actions, *([self._timer] if self._timer else [])]
         await cancel_and_wait(tasks)
         self._timer = None
+
+    @property
+    def unconfirmed_legs(self) -> frozenset[str]:
+        """Agent legs offered without knowing whether Asterisk placed them."""
+        return frozenset(self._unconfirmed)
 
     # --------------------------------------------------------- inbound flow
     def arrive(
@@ -419,14 +435,17 @@ class CallPath:
             log.info("agent.restored", agent=row.agent_id, state=row.state)
 
     async def adopt_calls(self, tracker: ChannelTracker) -> int:
-        """Take over the agent legs a previous daemon left on Asterisk.
+        """After a resync: settle our unconfirmed legs, then take over the
+        agent legs a previous daemon left on Asterisk.
 
         Answered and bridged: tracked to completion (the agent is on call).
         Not answered: hung up, since their caller is back in the queue and
         must not be connected twice. Then agents held for a restart and
-        without a call are made ready."""
+        without a call are made ready. Runs before :meth:`telephony_restored`,
+        so that a caller whose leg was not placed is in the redispatch."""
         adopted = 0
         now = self.clock.now()
+        self._settle_unconfirmed(tracker)
         # Our own ringing legs first: an agent who answered while the AMI
         # link was down (OriginateResponse lost) shows as a leg that is Up.
         for record in [r for r in self.calls.values() if r.phase is Phase.RINGING]:
@@ -577,6 +596,8 @@ class CallPath:
         if record is None or record.agent_leg != channel.uniqueid:
             return
         self._legs_seen.add(channel.uniqueid)
+        if self._settled(channel.uniqueid):
+            log.info("call.offer_confirmed", interaction=record.interaction_id, by="leg seen")
         if record.phase is Phase.RINGING and channel.state is ChannelState.UP:
             self._offer_answered(record, "leg up")
 
@@ -624,6 +645,8 @@ class CallPath:
         record = self.calls.get(interaction_id or "")
         if record is None or record.phase is not Phase.RINGING:
             return
+        # Asterisk ran our Originate: its outcome is known now.
+        self._settled(change.uniqueid or "")
         if change.success:
             self._offer_answered(record, "originate")
         elif record.agent_leg in self._legs_seen:
@@ -686,6 +709,7 @@ class CallPath:
         assert record.agent_id is not None
         agent = record.agent_id
         log.info("call.rona", interaction=record.interaction_id, agent=agent, why=why)
+        self._settled(record.agent_leg or "")
         self._by_leg.pop(record.agent_leg or "", None)
         record.phase = Phase.WAITING
         record.agent_id = None
@@ -792,6 +816,7 @@ class CallPath:
             del self._by_caller[record.caller_uniqueid]
         if self._by_leg.get(record.agent_leg or "") == record.interaction_id:
             del self._by_leg[record.agent_leg or ""]
+            self._settled(record.agent_leg or "")
         self.calls.pop(record.interaction_id, None)
         if record.kind == "callback":
             self._callbacks_pending(record.queue)
@@ -1248,26 +1273,109 @@ class CallPath:
                     record_as=record.interaction_id if queue.record else None,
                     separate_legs=queue.separate_legs,
                 )
-        except AsteriskError as exc:
-            # Could not even ring (AMI down, Asterisk refused): not the
-            # agent's fault. The caller keeps their place and is offered
-            # again when the AMI link is back (telephony_restored).
-            if record.phase is Phase.RINGING and record.agent_leg == leg:
-                assert record.agent_id is not None
+        except OriginateUnconfirmed as exc:
+            # It may ring (sent, then the link dropped or no answer came).
+            # Cancelling now would offer the caller to a second agent while
+            # this one's leg bridges them (issue 4): the offer stands until
+            # Asterisk's channel list settles it (adopt_calls on resync).
+            if self._ringing(leg) is record and leg not in self._legs_seen:
                 log.warning(
-                    "call.offer_not_placed", interaction=record.interaction_id, error=str(exc)
+                    "call.offer_unconfirmed",
+                    interaction=record.interaction_id,
+                    leg=leg,
+                    error=str(exc),
                 )
-                self._by_leg.pop(leg, None)
-                agent, record.agent_id, record.agent_leg = record.agent_id, None, None
-                record.phase = Phase.WAITING
-                self._apply(
-                    self.acd.offer_cancelled(
-                        self.clock.now(), record.interaction_id, agent, f"not placed: {exc}"
-                    )
-                )
+                self._unconfirmed[leg] = asyncio.Event()
+                await self._settle_when_due(leg, queue.ring_timeout + UNCONFIRMED_GRACE)
+        except AsteriskError as exc:
+            # Could not even ring (AMI down before sending, Asterisk
+            # refused): not the agent's fault. The caller keeps their place
+            # and is offered again when the AMI link is back.
+            if self._ringing(leg) is record:
+                self._offer_not_placed(record, str(exc))
+
+    def _offer_not_placed(self, record: CallRecord, why: str) -> None:
+        assert record.agent_id is not None
+        log.warning("call.offer_not_placed", interaction=record.interaction_id, error=why)
+        self._by_leg.pop(record.agent_leg or "", None)
+        agent, record.agent_id, record.agent_leg = record.agent_id, None, None
+        record.phase = Phase.WAITING
+        self._apply(
+            self.acd.offer_cancelled(
+                self.clock.now(), record.interaction_id, agent, f"not placed: {why}"
+            )
+        )
+
+    def _ringing(self, leg: str) -> CallRecord | None:
+        """The call whose current offer is this ringing leg, if any."""
+        record = self.calls.get(self._by_leg.get(leg, ""))
+        if record is None or record.phase is not Phase.RINGING or record.agent_leg != leg:
+            return None
+        return record
+
+    def _settled(self, leg: str) -> bool:
+        """Forget that ``leg`` was unconfirmed; whether it was."""
+        settled = self._unconfirmed.pop(leg, None)
+        if settled is None:
+            return False
+        settled.set()
+        return True
+
+    def _settle(self, leg: str, *, placed: bool, caller_past_agent: bool = False) -> bool:
+        """Asterisk's answer for an unconfirmed leg. True if its caller
+        waits again (to be offered once telephony is known to be up)."""
+        if not self._settled(leg) or (record := self._ringing(leg)) is None:
+            return False
+        if placed:
+            # It rings or talks: its events (and the resync) drive it now.
+            log.info("call.offer_confirmed", interaction=record.interaction_id, by="channel list")
+            return False
+        if caller_past_agent:
+            # Placed, answered and hung up while we were blind: the caller
+            # is already where the agent's hang-up sends them.
+            self._offer_answered(record, "caller after the agent on resync")
+            self._complete(record, self.clock.now())
+            return False
+        self._offer_not_placed(record, "no such channel once the AMI link was back")
+        return True
+
+    def _settle_unconfirmed(self, tracker: ChannelTracker) -> None:
+        """The resync's channel list (the tracker now) settles unconfirmed legs."""
+        for leg in list(self._unconfirmed):
+            record = self._ringing(leg)
+            caller = tracker.channel(record.caller_uniqueid) if record is not None else None
+            self._settle(
+                leg,
+                placed=tracker.channel(leg) is not None,
+                caller_past_agent=caller is not None and caller.context == AFTER_AGENT_CONTEXT,
+            )
+
+    async def _settle_when_due(self, leg: str, due_in: float) -> None:
+        """Settle ``leg`` if no resync has by the time a placed leg would
+        have rung out: an Originate that timed out on a link that stayed up
+        gets no resync; a resync taken before the leg was marked missed it."""
+        settled = self._unconfirmed[leg]
+        while leg in self._unconfirmed:
+            try:
+                await asyncio.wait_for(settled.wait(), due_in)
+                return
+            except TimeoutError:
+                pass
+            try:
+                placed = await self.telephony.channel_exists(leg)
+            except AsteriskError as exc:
+                # The link is down: its resync settles the leg, or a later look.
+                log.info("call.offer_still_unconfirmed", leg=leg, error=str(exc))
+                continue
+            if self._settle(leg, placed=placed):
+                # Asterisk just answered: telephony is up, offer again now.
+                self._apply(self.acd.redispatch(self.clock.now()))
 
     def telephony_restored(self) -> None:
-        """The AMI link is back (and resynced): offer waiting calls again."""
+        """The AMI link is back and resynced (after :meth:`adopt_calls`, which
+        settled the unconfirmed legs): offer waiting calls again. A caller
+        whose offer is still ringing or unconfirmed is not waiting in the
+        ACD, so this never rings a second agent for them."""
         self._apply(self.acd.redispatch(self.clock.now()))
 
     async def _record(self, record: CallRecord, separate_legs: bool) -> None:

@@ -3,6 +3,9 @@
 * ``cut()``: close every proxied connection at once (a reset link).
 * ``blackhole()``: keep connections open but silently drop all bytes in
   both directions (a half-open link: no FIN, no RST, nothing arrives).
+* ``blackhole_after(marker)``: forward the client's next bytes holding
+  ``marker`` (an AMI action), then blackhole: the server gets the request,
+  its answer never comes back (``tripped`` says when).
 * ``refuse(True)``: new connections are closed immediately.
 * ``heal()``: back to forwarding for new connections.
 """
@@ -23,6 +26,8 @@ class TcpProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self._blackholed = False
         self._refusing = False
+        self._trip: bytes | None = None
+        self.tripped = False
         self.connections = 0
 
     async def start(self) -> None:
@@ -44,12 +49,19 @@ class TcpProxy:
     def blackhole(self) -> None:
         self._blackholed = True
 
+    def blackhole_after(self, marker: bytes) -> None:
+        # A client writes one action at a time, so the marker is not split
+        # across two reads in practice.
+        self._trip = marker
+        self.tripped = False
+
     def refuse(self, refusing: bool = True) -> None:
         self._refusing = refusing
 
     def heal(self) -> None:
         self._blackholed = False
         self._refusing = False
+        self._trip = None
 
     async def _reap(self) -> None:
         await cancel_and_wait(list(self._pipes))
@@ -66,17 +78,24 @@ class TcpProxy:
             return
         self.connections += 1
         self._writers.update((writer, up_writer))
-        for source, sink in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pipe(source, sink))
+        for source, sink, upstream in ((reader, up_writer, True), (up_reader, writer, False)):
+            task = asyncio.create_task(self._pipe(source, sink, upstream=upstream))
             self._pipes.add(task)
             task.add_done_callback(self._pipes.discard)
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, upstream: bool
+    ) -> None:
         try:
             while data := await reader.read(65536):
                 if self._blackholed:
                     continue
                 writer.write(data)
+                if upstream and self._trip is not None and self._trip in data:
+                    # Before yielding to the loop: the server's answer cannot
+                    # have been read by the other pipe yet.
+                    self._trip = None
+                    self._blackholed = self.tripped = True
                 await writer.drain()
         except (ConnectionError, OSError):
             pass

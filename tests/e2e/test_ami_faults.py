@@ -3,7 +3,8 @@
 A TCP proxy sits between the adapter and Asterisk's AMI. Mid-call, the link is
 cut, then made half-open (silent); the adapter must notice, reconnect, resync
 the live channels into the tracker, and an Originate sent just before a cut
-must not ring twice.
+must not ring twice. A whole daemon whose Originate reached Asterisk while its
+answer was lost in a long outage connects the caller to that one agent.
 """
 
 from __future__ import annotations
@@ -11,15 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
 from callcenter.adapters.ami import AmiClient, Connected, Disconnected, Resync, StreamItem
+from callcenter.callpath.service import Phase
 from callcenter.config import AmiConfig
 from callcenter.protocol.channels import ChannelTracker
+from callcenter.testing.daemons import running_daemon
 from callcenter.testing.instances import AsteriskInstance
-from callcenter.testing.sipp import sipp_agents
+from callcenter.testing.sipp import sipp_agents, sipp_caller
 from callcenter.testing.tcp_proxy import TcpProxy
 from callcenter.testing.waiting import until
 
@@ -112,3 +116,89 @@ async def test_originate_sent_just_before_a_cut_rings_once(asterisk: AsteriskIns
         assert [c.uniqueid for c in channels if c.channel.startswith("PJSIP/agent2-")] == [uniqueid]
         await client.send("Hangup", {"Channel": "/^PJSIP/agent2-.*$/"})
         await until(lambda: not agent_channels(asterisk, "agent2"))
+
+
+SITE = """
+queues:
+  support: {skills: {support: 1}, wrapup: 1, first_announce_after: 60, ring_timeout: 15}
+routes:
+  default: {queue: support}
+agents:
+  a01: {name: Agent 1, endpoint: agent18, skills: {support: 5}}
+  a02: {name: Agent 2, endpoint: agent19, skills: {support: 5}}
+"""
+
+
+def concise_channels(asterisk: AsteriskInstance) -> list[list[str]]:
+    """``core show channels concise``: Channel!Context!...!BridgeID!Uniqueid."""
+    lines = asterisk.cli("core show channels concise").splitlines()
+    return [line.split("!") for line in lines if line.count("!") >= 13]
+
+
+async def test_originate_answer_lost_in_a_long_outage_connects_the_caller_to_one_agent(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    """Issue 4, recovery: the daemon's Originate reaches Asterisk, its answer
+    (and every event after it) is lost, and the AMI link stays down longer
+    than originate's 5 s retry window. a01's phone rings and answers; the
+    offer must stand, no second agent be rung, and once the link is back the
+    call is a01's, one agent leg bridged with the caller, to its end."""
+    proxy = TcpProxy("127.0.0.1", asterisk.ports.ami)
+    await proxy.start()
+    ami = {
+        "port": proxy.port,
+        "secret": asterisk.ami.secret,
+        "ping_interval": 1.0,
+        "ping_timeout": 1.0,
+        "reconnect_max": 0.5,
+    }
+    try:
+        async with (
+            running_daemon(asterisk, tmp_path, SITE, extra={"ami": ami}) as d,
+            sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=300),
+            sipp_caller(asterisk.ports.sip, "3901") as caller,
+        ):
+            await until(lambda: d.callpath.calls, what="caller in queue")
+            [record] = list(d.callpath.calls.values())
+            proxy.blackhole_after(b"Action: Originate")
+            proxy.refuse()  # and no reconnection until heal()
+            d.callpath.agent_login("a01")  # offered at once: the Originate goes out
+            await until(lambda: proxy.tripped, what="Originate sent, its answer lost")
+            d.callpath.agent_login("a02")  # free during the outage
+            await until(lambda: not d.ami.connected, what="the watchdog drops the silent link")
+            await asyncio.sleep(7.0)  # the outage outlasts originate's retry window (5 s)
+            assert not [e for e in d.acd.audit if e.kind == "cancelled"]
+            assert (record.phase, record.agent_id) == (Phase.RINGING, "a01")
+            assert d.acd.agent_state("a02") == "ready"
+            proxy.heal()
+            await until(
+                lambda: record.phase is Phase.CONNECTED, timeout=20, what="answer found on resync"
+            )
+            channels = concise_channels(asterisk)
+            agent_legs = [c for c in channels if c[0].startswith("PJSIP/agent")]
+            [caller_leg] = [c for c in channels if c[-1] == record.caller_uniqueid]
+            assert [(c[0].rsplit("-", 1)[0], c[-1]) for c in agent_legs] == [
+                ("PJSIP/agent18", record.agent_leg)
+            ]
+            bridge = agent_legs[0][12]
+            assert bridge, "the agent leg is in no bridge"
+            assert caller_leg[12] == bridge  # bridged with the caller
+            assert [(e.kind, e.agent_id) for e in d.acd.audit if e.kind == "offer"] == [
+                ("offer", "a01")
+            ]
+            await d.callpath.hangup("a01")  # the agent ends the call from the desktop
+            await until(lambda: d.callpath.history, what="call completed")
+            [done] = list(d.callpath.history)
+            assert (done.phase, done.offers, done.legs) == (
+                Phase.COMPLETED,
+                1,
+                [("a01", record.agent_leg)],
+            )
+            assert d.acd.agent_state("a01") in ("wrap_up", "ready")  # not stuck ringing
+            await until(lambda: d.acd.agent_state("a01") == "ready", what="wrap-up over")
+            assert d.acd.agent_state("a02") == "ready"
+            result = await caller.wait(timeout=30)
+            assert result.ok, result.errors or result.stderr
+    finally:
+        await proxy.stop()
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")

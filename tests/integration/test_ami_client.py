@@ -16,8 +16,14 @@ from pydantic import SecretStr
 
 from callcenter.adapters.ami import AmiClient, Resync, StreamItem
 from callcenter.config import AmiConfig
-from callcenter.errors import AMIDisconnected, AMIProtocolError, AsteriskError
+from callcenter.errors import (
+    AMIDisconnected,
+    AMIProtocolError,
+    AsteriskError,
+    OriginateUnconfirmed,
+)
 from callcenter.testing.ami_server import FakeAmiServer, channel_entry
+from callcenter.testing.tcp_proxy import TcpProxy
 from callcenter.testing.waiting import until
 
 
@@ -36,9 +42,10 @@ def make_config(port: int, **overrides: float | int) -> AmiConfig:
 
 @contextlib.asynccontextmanager
 async def running(
-    server: FakeAmiServer, **overrides: float | int
+    server: FakeAmiServer, *, port: int | None = None, **overrides: float | int
 ) -> AsyncIterator[tuple[AmiClient, list[StreamItem]]]:
-    client = AmiClient(make_config(server.port, **overrides), SecretStr(server.secret))
+    """``port``: reach the server there instead (a TcpProxy in front of it)."""
+    client = AmiClient(make_config(port or server.port, **overrides), SecretStr(server.secret))
     received: list[StreamItem] = []
     client.subscribe(received.append)
     await client.start()
@@ -123,6 +130,65 @@ async def test_originate_is_idempotent_across_a_cut(server: FakeAmiServer) -> No
         server.drop()
         assert await asyncio.wait_for(task, 5) == "cc-test-1"
         assert server.count("Originate") == 1
+
+
+async def test_originate_without_an_answer_is_unconfirmed_not_refused(
+    server: FakeAmiServer,
+) -> None:
+    """Asterisk took the Originate and stays silent about it: the channel may
+    ring, so the caller must not take it for a refusal, and it is not re-sent."""
+    server.hold_originate = True
+    async with running(server, action_timeout=0.3) as (client, _received):
+        with pytest.raises(OriginateUnconfirmed) as failure:
+            await client.originate(
+                "PJSIP/agent1", channel_id="cc-test-4", application="Wait", data="5"
+            )
+        assert failure.value.channel_id == "cc-test-4"
+        assert server.count("Originate") == 1
+
+
+@contextlib.asynccontextmanager
+async def proxy_to(server: FakeAmiServer) -> AsyncIterator[TcpProxy]:
+    proxy = TcpProxy("127.0.0.1", server.port)
+    await proxy.start()
+    try:
+        yield proxy
+    finally:
+        await proxy.stop()
+
+
+async def test_originate_cut_off_past_its_retry_window_is_unconfirmed(
+    server: FakeAmiServer,
+) -> None:
+    server.hold_originate = True
+    async with proxy_to(server) as proxy, running(server, port=proxy.port) as (client, _r):
+        task = asyncio.create_task(
+            client.originate(
+                "PJSIP/agent1", channel_id="cc-test-5", application="Wait", retry_window=0.5
+            )
+        )
+        await until(lambda: server.count("Originate") == 1)
+        proxy.refuse()  # the link stays down past the retry window
+        proxy.cut()
+        with pytest.raises(OriginateUnconfirmed) as failure:
+            await asyncio.wait_for(task, 5)
+        assert failure.value.channel_id == "cc-test-5"
+        proxy.heal()
+        await client.wait_connected(5)
+        assert server.count("Originate") == 1  # never sent blindly again
+
+
+async def test_originate_never_written_is_a_plain_disconnect(server: FakeAmiServer) -> None:
+    """The link was down before the Originate could be written: certainly
+    not placed, so not "unconfirmed"."""
+    async with proxy_to(server) as proxy, running(server, port=proxy.port) as (client, _r):
+        proxy.refuse()
+        proxy.cut()
+        await until(lambda: not client.connected)
+        with pytest.raises(AMIDisconnected) as failure:
+            await client.originate("PJSIP/agent1", application="Wait", retry_window=0.3)
+        assert not isinstance(failure.value, OriginateUnconfirmed)
+        assert server.count("Originate") == 0
 
 
 async def test_originate_is_sent_again_when_asterisk_never_got_it(

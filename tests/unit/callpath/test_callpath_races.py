@@ -10,6 +10,9 @@ transcript; Asterisk actions go to a fake that only writes them down.
   (Up) when it hangs up, or from Asterisk's channel list on resync.
 * A caller still in the inbound session once their interaction is over was
   never taken by an agent: they are queued again, never left in silence.
+* An Originate whose answer was lost (AMI link cut after sending, down past
+  the retry window) may ring: the offer stands, no second agent is rung,
+  until Asterisk's channel list on resync says whether the leg exists.
 """
 
 from __future__ import annotations
@@ -19,12 +22,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
+
 from callcenter.acd import Engine, QueueRules
 from callcenter.adapters.fastagi import AgiSession
 from callcenter.adapters.telephony import Telephony
 from callcenter.callpath.service import CallPath, CallRecord, Phase
 from callcenter.callpath.site import Site
 from callcenter.clock import ManualClock
+from callcenter.errors import OriginateUnconfirmed
 from callcenter.flows.inbound import Qualification, Resume, WaitSettings, wait_in_queue
 from callcenter.protocol.agi import AgiRequest
 from callcenter.protocol.ami import AmiFrame, AmiParser
@@ -38,6 +44,7 @@ from callcenter.protocol.ami_events import (
     parse_event,
 )
 from callcenter.protocol.channels import ChannelTracker, OriginateResult
+from callcenter.testing.waiting import until
 
 FIXTURES = Path(__file__).parent.parent.parent / "fixtures" / "ami"
 # The two channels of the recorded agent-first call (real_agent_first.ami).
@@ -64,13 +71,22 @@ class FakeTelephony:
         self._ids = list(channel_ids)
         self.rings: list[tuple[str, str, str]] = []  # (endpoint, caller, leg)
         self.hangups: list[str] = []
+        self.unanswered: set[str] = set()  # legs whose Originate answer is lost
+        self.alive: set[str] = set()  # what Asterisk's channel list shows
 
     def new_channel_id(self) -> str:
         return self._ids.pop(0)
 
     async def ring_agent(self, endpoint: str, caller: str, *, channel_id: str, **_: Any) -> str:
         self.rings.append((endpoint, caller, channel_id))
+        if channel_id in self.unanswered:
+            # What AmiClient.originate raises when the link dropped after
+            # sending and stayed down past its retry window.
+            raise OriginateUnconfirmed(channel_id, "AMI link down")
         return channel_id
+
+    async def channel_exists(self, uniqueid: str) -> bool:
+        return uniqueid in self.alive
 
     async def hangup(self, channel: str, cause: int = 16) -> None:
         self.hangups.append(channel)
@@ -82,11 +98,11 @@ class FakeTelephony:
         return ""
 
 
-def make_path(*channel_ids: str) -> tuple[CallPath, FakeTelephony, ManualClock]:
+def make_path(*channel_ids: str, site: Site = SITE) -> tuple[CallPath, FakeTelephony, ManualClock]:
     clock = ManualClock(start=100.0)
     telephony = FakeTelephony(list(channel_ids))
-    acd = Engine(QueueRules(name, wrapup=q.wrapup) for name, q in SITE.queues.items())
-    path = CallPath(acd, cast(Telephony, telephony), SITE, clock, node="node1")
+    acd = Engine(QueueRules(name, wrapup=q.wrapup) for name, q in site.queues.items())
+    path = CallPath(acd, cast(Telephony, telephony), site, clock, node="node1")
     return path, telephony, clock
 
 
@@ -138,11 +154,14 @@ def transcript(name: str) -> list[AmiEvent]:
     return [parse_event(f) for f in frames if isinstance(f, AmiFrame) and f.kind == "event"]
 
 
-def core_show(uid: str, name: str, bridge_id: str, context: str) -> CoreShowChannel:
+def core_show(
+    uid: str, name: str, bridge_id: str, context: str, state: tuple[str, str] = ("6", "Up")
+) -> CoreShowChannel:
     event = parse_event(
         AmiFrame.of(
             ("Event", "CoreShowChannel"), ("ActionID", "r1"), ("Channel", name),
-            ("ChannelState", "6"), ("ChannelStateDesc", "Up"), ("CallerIDNum", "0612345678"),
+            ("ChannelState", state[0]), ("ChannelStateDesc", state[1]),
+            ("CallerIDNum", "0612345678"),
             ("CallerIDName", "Test"), ("ConnectedLineNum", "<unknown>"),
             ("ConnectedLineName", "<unknown>"), ("Language", "fr"), ("AccountCode", ""),
             ("Context", context), ("Exten", "s"), ("Priority", "1"), ("Uniqueid", uid),
@@ -334,3 +353,133 @@ async def test_a_caller_still_in_the_session_after_their_interaction_ended_is_qu
     assert [t.interaction_id for t in lobby.tickets] == ["i1", "i2"]
     places = [c[2] for c in session.commands if c[:2] == ("SET VARIABLE", "CC_INTERACTION")]
     assert places == ["i1", "i2"]  # the dialplan would bring them back to i2
+
+
+# ------------------------------------------ Originate of unknown outcome (issue 4)
+def leg_created(events: list[AmiEvent]) -> int:
+    """Index of the first event of the agent leg (its Newchannel)."""
+    return next(i for i, e in enumerate(events) if getattr(e, "uniqueid", None) == LEG)
+
+
+async def ring_unanswered(
+    path: CallPath, telephony: FakeTelephony, tracker: ChannelTracker
+) -> CallRecord:
+    """The caller waits; a01's Originate reaches Asterisk, its answer is lost
+    and the AMI link stays down; a02 logs in during the outage."""
+    telephony.unanswered.add(LEG)
+    events = transcript("real_agent_first.ami")
+    feed(path, tracker, events[: leg_created(events)])
+    record = enqueue_and_ring(path, telephony)
+    await asyncio.sleep(0)  # the ring task: OriginateUnconfirmed
+    path.agent_login("a02", "agent2")
+    await asyncio.sleep(0)
+    # The offer stands: a02 is not rung for a caller a01's phone may be ringing for.
+    assert record.phase is Phase.RINGING
+    assert record.agent_leg == LEG
+    assert path.unconfirmed_legs == {LEG}
+    assert path.acd.agent_state("a01") == "reserved"
+    assert path.acd.agent_state("a02") == "ready"
+    assert [leg for _e, _c, leg in telephony.rings] == [LEG]
+    return record
+
+
+async def link_back(
+    path: CallPath, tracker: ChannelTracker, channels: list[CoreShowChannel]
+) -> None:
+    """The AMI link is back: resync, then what the daemon does after it."""
+    for change in tracker.resync(
+        channels, [bridge_item(c.bridge_id) for c in channels if c.bridge_id]
+    ):
+        path.on_change(change)
+    await path.adopt_calls(tracker)
+    path.telephony_restored()
+    await asyncio.sleep(0)
+
+
+WAITING_CALLER = core_show(CALLER, CALLER_NAME, "", "from-trunk")
+
+
+async def test_an_unconfirmed_originate_asterisk_placed_keeps_its_one_agent() -> None:
+    path, telephony, clock = make_path(LEG, "cc-node1-2")
+    tracker = ChannelTracker("node1")
+    record = await ring_unanswered(path, telephony, tracker)
+    clock.advance(6.0)
+    # Back: Asterisk's list shows a01's phone ringing (its events were lost).
+    ringing = core_show(LEG, "PJSIP/agent1-00000001", "", "callcenter-connect", ("5", "Ringing"))
+    await link_back(path, tracker, [WAITING_CALLER, ringing])
+    assert record.phase is Phase.RINGING
+    assert record.agent_id == "a01"
+    assert path.unconfirmed_legs == frozenset()
+    assert path.acd.agent_state("a01") == "reserved"
+    assert path.acd.agent_state("a02") == "ready"  # no second agent rung
+    # a01 answers: the leg's events connect the call as usual; then both hang up.
+    events = transcript("real_agent_first.ami")
+    feed(path, tracker, events[leg_up(events) :])
+    assert [(r.interaction_id, r.phase) for r in path.history] == [
+        (record.interaction_id, Phase.COMPLETED)
+    ]
+    assert record.answered_at is not None
+    assert record.offers == 1
+    assert path.acd.agent_state("a01") == "wrap_up"
+    assert [leg for _e, _c, leg in telephony.rings] == [LEG]
+    await path.stop()
+
+
+async def test_an_unconfirmed_originate_asterisk_never_placed_is_offered_again() -> None:
+    path, telephony, clock = make_path(LEG, "cc-node1-2")
+    tracker = ChannelTracker("node1")
+    record = await ring_unanswered(path, telephony, tracker)
+    clock.advance(6.0)
+    await link_back(path, tracker, [WAITING_CALLER])  # no agent leg: not placed
+    cancelled = [e for e in path.acd.audit if e.kind == "cancelled"]
+    assert [(e.agent_id, e.reason.startswith("not placed")) for e in cancelled] == [("a01", True)]
+    assert path.acd.agent_state("a01") == "ready"  # not blamed (no RONA pause)
+    # ...and the caller is offered again, after the offer was cancelled.
+    assert [leg for _e, _c, leg in telephony.rings] == [LEG, "cc-node1-2"]
+    assert (record.phase, record.agent_id, record.offers) == (Phase.RINGING, "a02", 2)
+    assert path.unconfirmed_legs == frozenset()
+    await path.stop()
+
+
+async def test_an_unconfirmed_leg_that_talked_while_blind_completes_the_call() -> None:
+    path, telephony, clock = make_path(LEG, "cc-node1-2")
+    tracker = ChannelTracker("node1")
+    record = await ring_unanswered(path, telephony, tracker)
+    clock.advance(60.0)
+    # Placed, answered, and the agent hung up during the outage: the leg is
+    # gone, the caller is where the agent's hang-up sends them.
+    after_agent = core_show(CALLER, CALLER_NAME, "", "callcenter-after-agent")
+    await link_back(path, tracker, [after_agent])
+    assert [(r.interaction_id, r.phase) for r in path.history] == [
+        (record.interaction_id, Phase.COMPLETED)
+    ]
+    assert record.answered_at is not None
+    assert path.acd.agent_state("a01") == "wrap_up"
+    assert [leg for _e, _c, leg in telephony.rings] == [LEG]  # never offered again
+    await path.stop()
+
+
+@pytest.mark.parametrize("placed", [True, False])
+async def test_an_unconfirmed_leg_no_resync_settles_is_looked_up_once_it_would_have_rung_out(
+    monkeypatch: pytest.MonkeyPatch, placed: bool
+) -> None:
+    """The Originate timed out on a link that stayed up: no resync comes.
+    Once the leg would have rung out, Asterisk's channel list decides."""
+    monkeypatch.setattr("callcenter.callpath.service.UNCONFIRMED_GRACE", 0.0, raising=False)
+    site = SITE.model_copy(deep=True)
+    site.queues["support"].ring_timeout = 0.05
+    path, telephony, _clock = make_path(LEG, "cc-node1-2", site=site)
+    tracker = ChannelTracker("node1")
+    record = await ring_unanswered(path, telephony, tracker)
+    if placed:
+        telephony.alive.add(LEG)
+    await until(lambda: not path.unconfirmed_legs, timeout=2.0, what="leg settled")
+    await asyncio.sleep(0)
+    rings = [leg for _e, _c, leg in telephony.rings]
+    if placed:
+        assert (record.phase, record.agent_id, rings) == (Phase.RINGING, "a01", [LEG])
+    else:
+        assert (record.phase, record.agent_id) == (Phase.RINGING, "a02")
+        assert rings == [LEG, "cc-node1-2"]
+        assert path.acd.agent_state("a01") == "ready"
+    await path.stop()
