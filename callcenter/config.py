@@ -88,6 +88,16 @@ class DatabaseConfig(BaseModel, extra="forbid"):
     url: SecretStr | None = None
     min_connections: int = Field(default=1, ge=1)
     max_connections: int = Field(default=10, ge=1)
+    # The records writer (callcenter.store.interactions): rows waiting in
+    # memory at most; beyond, they go to a spool file in `spool_dir`
+    # (relative to the working directory), which is also where unwritten rows
+    # go at stop and are replayed from at start.
+    writer_max_memory_rows: int = Field(default=50_000, ge=1)
+    spool_dir: Path = Path("var/spool")
+    # One write (acquire + statements + commit) gives up after this long and
+    # is retried; retries back off from 0.2 s to `writer_retry_max`.
+    write_timeout: float = Field(default=10.0, gt=0)
+    writer_retry_max: float = Field(default=5.0, gt=0)
 
 
 class SiteConfig(BaseModel, extra="forbid"):

@@ -51,6 +51,12 @@ class DaemonHealth:
     """Now minus the timestamp of the last AMI event processed (0 when idle)."""
     fastagi_sessions: int
     db_writer_backlog: int
+    """Records not written to PostgreSQL yet (in memory and spooled)."""
+    db_writer_memory_rows: int = 0
+    db_writer_spooled_rows: int = 0
+    db_writer_oldest_seconds: float = 0.0
+    db_writer_failures: int = 0
+    db_writer_spool_failures: int = 0
 
 
 HealthProbe = Callable[[], DaemonHealth]
@@ -248,8 +254,33 @@ class StatsCollector(Collector):
         )
         yield GaugeMetricFamily(
             f"{NAMESPACE}_db_writer_backlog",
-            "Records waiting to be written to PostgreSQL.",
+            "Records waiting to be written to PostgreSQL (in memory and spooled).",
             value=health.db_writer_backlog,
+        )
+        yield GaugeMetricFamily(
+            f"{NAMESPACE}_db_writer_memory_rows",
+            "Records waiting in memory.",
+            value=health.db_writer_memory_rows,
+        )
+        yield GaugeMetricFamily(
+            f"{NAMESPACE}_db_writer_spooled_rows",
+            "Records waiting in the writer's spool file on disk.",
+            value=health.db_writer_spooled_rows,
+        )
+        yield GaugeMetricFamily(
+            f"{NAMESPACE}_db_writer_oldest_seconds",
+            "Age of the oldest record not written yet (0 when none).",
+            value=health.db_writer_oldest_seconds,
+        )
+        yield CounterMetricFamily(
+            f"{NAMESPACE}_db_writer_failures",
+            "Record writes that failed or timed out (each is retried).",
+            value=health.db_writer_failures,
+        )
+        yield CounterMetricFamily(
+            f"{NAMESPACE}_db_writer_spool_failures",
+            "Spool file operations that failed (records kept in memory meanwhile).",
+            value=health.db_writer_spool_failures,
         )
 
 

@@ -1,29 +1,92 @@
-"""Interaction and callback records to PostgreSQL, off the call path.
+"""Interaction records to PostgreSQL: off the call path, bounded, never lost.
 
-The call path hands a finished interaction to :meth:`InteractionWriter.submit`
-(synchronous, never blocks on the database); one owned task writes them in
-order. A failed write is retried with backoff and nothing is dropped; the
-backlog is visible (health, metrics). Writes are upserts keyed by the
-interaction id, so a retry after an unclear failure is harmless.
+The call path hands every record (a finished interaction and its legs, a
+callback's state, an ACD decision, an agent state change) to
+:meth:`InteractionWriter.submit`: synchronous, it never waits for the
+database or the disk. One owned task writes the rows to PostgreSQL in
+submission order, so the successive versions of one interaction land in
+order.
+
+Bounded memory, spool file
+    At most ``max_memory_rows`` rows wait in memory. Beyond, rows go to the
+    writer's spool file (appended by a second owned task, in a thread,
+    ``fsync`` once per batch) and are read back, in order, when memory has
+    room. The queue is: the rows in memory (oldest), then the file's unread
+    lines, then the rows on their way to the file (newest). If the disk fails
+    too, rows stay in memory (the last resort: ``store.spool_failed`` names
+    the path, ``spool_failures`` counts) and spooling is retried.
+
+Stop and start
+    At stop, after a short wait if writes are succeeding, every unwritten row
+    goes to the spool file (rewritten: exactly the unwritten rows, in order).
+    At start the file is read first: its rows are written before anything
+    submitted since. Once every row read from it is written, the file is
+    deleted. A ``kill -9`` loses the rows that were only in memory; the file's
+    rows, written or not, are replayed at the next start, harmlessly (below).
+
+Writes
+    Each write (acquire a connection, its statements, commit) must end within
+    ``write_timeout`` seconds; on timeout the connection is closed, so a host
+    that vanished without closing TCP cannot hang the writer. Any failure (a
+    timeout, a database error, an unexpected exception) is logged
+    (``store.write_failed``, with the row kind) and the row retried after a
+    backoff from 0.2 s doubling up to ``retry_max``; the task never dies.
+    Every row kind is idempotent, so a retry after a commit whose reply was
+    lost, or a replay from the spool, stores nothing twice: interactions,
+    their legs and callbacks are upserts on their own ids; ACD decisions and
+    agent states carry ``row_key``, a UUID given at submit (kept in the
+    spool) and unique in their table (``ON CONFLICT DO NOTHING``).
+
+Spool file
+    ``<spool_dir>/interactions-<node>.jsonl``: UTF-8 (ASCII) JSON, one row per
+    line, in submission order::
+
+        {"v":1,"key":"<uuid>","at":<submitted, epoch s>,"kind":"<kind>","row":{...}}
+
+    ``kind`` is ``interaction``, ``callback``, ``decision`` or
+    ``agent_state``; ``row`` holds the fields of :class:`InteractionRow`
+    (``legs``: a list of :class:`Leg` objects), :class:`CallbackRow`,
+    :class:`DecisionRow` or :class:`AgentStateRow`, by name. A line that
+    cannot be read back is appended to ``<file>.bad`` and logged
+    (``store.spool_line_corrupt``, with the file and line number); the other
+    lines go on. ``<file>.lock`` is locked (``flock``) while a writer uses the
+    file: a second daemon on the same file refuses to start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import fcntl
+import itertools
 import json
+import os
+import shutil
+import time
 import uuid
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import structlog
 
+from callcenter.errors import StoreError
 from callcenter.tasks import cancel_and_wait
 
 log = structlog.get_logger("callcenter.store")
+
+SPOOL_VERSION = 1
+RETRY_MIN = 0.2
+"""First retry delay (seconds); it doubles up to the writer's ``retry_max``."""
+_READ_CHUNK = 2_000
+"""Spool lines read back at once (in a thread)."""
+_SPOOL_BATCH = 1_000
+"""Rows appended to the spool per write and fsync."""
 
 _UPSERT = """
 INSERT INTO interactions (id, channel, direction, node, linkedid, queue, caller_number,
@@ -48,6 +111,25 @@ _LEG = """
 INSERT INTO call_legs (node, uniqueid, interaction_id, channel_name, role, created_at, ended_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (node, uniqueid) DO UPDATE SET ended_at = EXCLUDED.ended_at
+"""
+
+_DECISION = """
+INSERT INTO acd_decisions (row_key, at, interaction_id, agent_id, kind, reason)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (row_key) DO NOTHING
+"""
+
+# The new state closes the agent's open one, unless it is already stored (a
+# retry): the UPDATE does not see the row its CTE inserts.
+_AGENT_STATE = """
+WITH new AS (
+    INSERT INTO agent_states (row_key, agent_id, state, reason, since)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (row_key) DO NOTHING
+    RETURNING id
+)
+UPDATE agent_states SET until = $5
+WHERE agent_id = $2 AND until IS NULL AND EXISTS (SELECT 1 FROM new)
 """
 
 
@@ -171,28 +253,300 @@ def _ts(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
 
+def _json(value: Any) -> str:
+    # default=str: a value JSON cannot represent is written as its text, the
+    # same in the spool and in the database (never a row that cannot be stored).
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+_KIND_OF: dict[type[Any], str] = {
+    InteractionRow: "interaction",
+    CallbackRow: "callback",
+    DecisionRow: "decision",
+    AgentStateRow: "agent_state",
+}
+
+
+@dataclass(slots=True)
+class _Entry:
+    """A submitted row, its idempotency key and when it was submitted."""
+
+    row: Row
+    key: uuid.UUID
+    at: float
+    from_spool: bool = False
+
+
+def encode_entry(entry: _Entry) -> bytes:
+    """One spool line (with its newline)."""
+    line = _json(
+        {
+            "v": SPOOL_VERSION,
+            "key": str(entry.key),
+            "at": entry.at,
+            "kind": _KIND_OF[type(entry.row)],
+            "row": dataclasses.asdict(entry.row),
+        }
+    )
+    return (line + "\n").encode()
+
+
+def decode_entry(line: bytes) -> _Entry:
+    """A spool line back; ValueError saying what is wrong with it."""
+    try:
+        record = json.loads(line)
+        if not isinstance(record, dict):
+            raise ValueError("not a JSON object")
+        if record.get("v") != SPOOL_VERSION:
+            raise ValueError(f"unknown format version {record.get('v')!r}")
+        kind, fields = record["kind"], dict(record["row"])
+        row: Row
+        if kind == "interaction":
+            fields["legs"] = tuple(Leg(**leg) for leg in fields.get("legs", ()))
+            row = InteractionRow(**fields)
+        elif kind == "callback":
+            fields["attempts"] = tuple(fields.get("attempts", ()))
+            row = CallbackRow(**fields)
+        elif kind == "decision":
+            row = DecisionRow(**fields)
+        elif kind == "agent_state":
+            row = AgentStateRow(**fields)
+        else:
+            raise ValueError(f"unknown row kind {kind!r}")
+        return _Entry(row, uuid.UUID(record["key"]), float(record["at"]), from_spool=True)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class SpoolFile:
+    """The spool's blocking file operations (the writer runs them in a thread)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.bad = path.with_name(path.name + ".bad")
+        self.lock_path = path.with_name(path.name + ".lock")
+        self._lock_fd: int | None = None
+
+    def open(self) -> tuple[int, int, float | None]:
+        """Create the directory, lock the file; (lines, bytes, first row's
+        submit time) of what a previous writer left. A last line cut short
+        (a crash while appending) is ended, so it is read back as one
+        corrupt line, not glued to the next row."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise StoreError(
+                f"spool file {self.path} is in use by another writer (pid {holder}):"
+                " give each daemon its own database.spool_dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+        if not self.path.exists():
+            return 0, 0, None
+        lines, first, last = 0, b"", b"\n"
+        with self.path.open("rb") as f:
+            first = f.readline()
+            f.seek(0)
+            while chunk := f.read(1 << 20):
+                lines += chunk.count(b"\n")
+                last = chunk[-1:]
+        if last != b"\n":
+            self.append(b"\n")
+            lines += 1
+        try:
+            first_at: float | None = decode_entry(first).at
+        except ValueError:
+            first_at = None
+        return lines, self.path.stat().st_size, first_at
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the lock
+            self._lock_fd = None
+
+    def append(self, data: bytes) -> None:
+        created = not self.path.exists()
+        with self.path.open("ab") as f:
+            start = f.tell()
+            try:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            except OSError:
+                # No half line left behind for the next append to glue onto.
+                with contextlib.suppress(OSError):
+                    f.truncate(start)
+                raise
+        if created:
+            _fsync_dir(self.path.parent)
+
+    def read(self, offset: int, limit: int) -> tuple[list[tuple[bytes, _Entry | str]], int]:
+        """Up to ``limit`` lines from ``offset``, each decoded (or why not);
+        the offset after them."""
+        out: list[tuple[bytes, _Entry | str]] = []
+        with self.path.open("rb") as f:
+            f.seek(offset)
+            while len(out) < limit and (line := f.readline()):
+                try:
+                    out.append((line, decode_entry(line)))
+                except ValueError as exc:
+                    out.append((line, str(exc)))
+            return out, f.tell()
+
+    def quarantine(self, lines: list[bytes]) -> None:
+        with self.bad.open("ab") as f:
+            f.write(b"".join(line if line.endswith(b"\n") else line + b"\n" for line in lines))
+            f.flush()
+            os.fsync(f.fileno())
+
+    def rewrite(self, head: bytes, offset: int, tail: bytes) -> None:
+        """The file becomes ``head``, its own bytes from ``offset``, ``tail``."""
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with tmp.open("wb") as out:
+            out.write(head)
+            if self.path.exists():
+                with self.path.open("rb") as src:
+                    src.seek(offset)
+                    shutil.copyfileobj(src, out)
+            out.write(tail)
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.replace(self.path)
+        _fsync_dir(self.path.parent)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 class InteractionWriter:
-    def __init__(self, pool: asyncpg.Pool, *, retry_max: float = 30.0) -> None:
+    """The rows' way to PostgreSQL; see the module docstring.
+
+    Without ``spool`` (tests, tools) nothing spills to disk: memory is not
+    bounded, and what is unwritten at stop is lost (logged).
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        spool: Path | None = None,
+        max_memory_rows: int = 50_000,
+        write_timeout: float = 10.0,
+        retry_max: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._pool = pool
-        self._pending: deque[Row] = deque()
+        self._file = SpoolFile(spool) if spool is not None else None
+        self._max_memory = max_memory_rows
+        self._write_timeout = write_timeout
+        self._retry_max = retry_max
+        self._clock = clock
+        # The queue, oldest first: memory, the file's unread lines, the outbox.
+        self._memory: deque[_Entry] = deque()
+        self._outbox: deque[tuple[_Entry, bytes]] = deque()
+        self._file_rows = 0  # lines not read back yet
+        self._read_offset = 0  # bytes, where they start
+        self._read_lines = 0  # lines read back (for line numbers in messages)
+        self._file_head_at: float | None = None  # submit time of the first unread one (or before)
+        self._from_file = 0  # rows in memory read back from the file, not written yet
+        self._file_lock = asyncio.Lock()
+        self._io_jobs: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        self._spool_wake = asyncio.Event()
         self._drained = asyncio.Event()
         self._drained.set()
         self._task: asyncio.Task[None] | None = None
-        self._retry_max = retry_max
+        self._spooler: asyncio.Task[None] | None = None
+        self._failing = False
+        self._stopped = False
         self.written = 0
         self.failures = 0
+        """Writes that failed (timeouts included); each is retried."""
+        self.spool_failures = 0
+        """Spool operations that failed (rows stay in memory meanwhile)."""
+        self.corrupt_lines = 0
+
+    @property
+    def spool_path(self) -> Path | None:
+        return None if self._file is None else self._file.path
 
     @property
     def backlog(self) -> int:
-        return len(self._pending)
+        """Rows not written yet: in memory and in the spool file."""
+        return len(self._memory) + len(self._outbox) + self._file_rows
+
+    @property
+    def in_memory(self) -> int:
+        return len(self._memory) + len(self._outbox)
+
+    @property
+    def spooled(self) -> int:
+        """Rows in the spool file, not read back yet."""
+        return self._file_rows
+
+    def oldest_age(self) -> float:
+        """Seconds since the oldest unwritten row was submitted (0: none)."""
+        if self._memory:
+            oldest: float | None = self._memory[0].at
+        elif self._file_rows:
+            oldest = self._file_head_at
+        elif self._outbox:
+            oldest = self._outbox[0][0].at
+        else:
+            oldest = None
+        return 0.0 if oldest is None else max(0.0, self._clock() - oldest)
 
     def submit(self, row: Row) -> None:
-        self._pending.append(row)
+        """Queue ``row``; never blocks. Its idempotency key is given here."""
+        entry = _Entry(row, uuid.uuid4(), self._clock())
+        if self._stopped:
+            self._submit_after_stop(entry)
+            return
+        if self._file is not None and (
+            self._file_rows or self._outbox or len(self._memory) >= self._max_memory
+        ):
+            try:
+                line = encode_entry(entry)
+            except (TypeError, ValueError) as exc:
+                # Cannot go to disk (nor to the database, which takes the
+                # same JSON): kept in memory, ahead of its turn, and logged.
+                self.spool_failures += 1
+                log.error("store.spool_encode_failed", row=type(row).__name__, error=str(exc))
+                self._memory.append(entry)
+            else:
+                self._outbox.append((entry, line))
+                self._spool_wake.set()
+        else:
+            self._memory.append(entry)
         self._drained.clear()
         self._wake.set()
 
     async def start(self) -> None:
+        if self._file is not None:
+            try:
+                rows, size, first_at = await asyncio.to_thread(self._file.open)
+            except OSError as exc:
+                self._file.close()
+                raise StoreError(f"spool file {self._file.path}: {exc}") from exc
+            self._file_rows, self._file_head_at = rows, first_at
+            if rows:
+                log.warning("store.spool_replay", path=str(self._file.path), rows=rows, bytes=size)
+            self._spooler = asyncio.create_task(self._spool_run(), name="interaction-spooler")
+        if self.backlog:
+            self._drained.clear()
         self._task = asyncio.create_task(self._run(), name="interaction-writer")
 
     async def flush(self, timeout: float = 10.0) -> None:
@@ -201,46 +555,104 @@ class InteractionWriter:
             await asyncio.wait_for(self._drained.wait(), timeout)
 
     async def stop(self, timeout: float = 5.0) -> None:
-        await self.flush(timeout)
-        if self._pending:
-            log.error("store.unwritten_at_stop", backlog=len(self._pending))
-        if self._task is not None:
-            await cancel_and_wait([self._task])
-            self._task = None
+        """Wait up to ``timeout`` for the backlog (unless writes are failing),
+        then put what is left in the spool file."""
+        if self._task is None:
+            return
+        if not self._failing:
+            await self.flush(timeout)
+        await cancel_and_wait([t for t in (self._task, self._spooler) if t is not None])
+        self._task = self._spooler = None
+        await self._settle_io()
+        self._stopped = True
+        if self._file is None:
+            if self.backlog:
+                log.error("store.unwritten_at_stop", backlog=self.backlog)
+            return
+        try:
+            await self._save_at_stop(self._file)
+        finally:
+            self._file.close()
+
+    # -- the writer task ------------------------------------------------------
 
     async def _run(self) -> None:
-        delay = 0.2
+        delay = RETRY_MIN
         while True:
-            if not self._pending:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            row = self._pending[0]
             try:
-                await self._write(row)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                self.failures += 1
-                log.error(
-                    "store.write_failed",
-                    row=type(row).__name__,
-                    error=str(exc),
-                    retry_in=delay,
-                    backlog=len(self._pending),
-                )
+                if not self._memory and (self._file_rows or self._outbox):
+                    await self._io(self._refill)
+                    continue
+                if not self._memory:
+                    self._drained.set()
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                entry = self._memory[0]
+                try:
+                    await self._write_bounded(entry)
+                except Exception as exc:
+                    self.failures += 1
+                    self._failing = True
+                    log.error(
+                        "store.write_failed",
+                        row=type(entry.row).__name__,
+                        error=f"{type(exc).__name__}: {exc}",
+                        retry_in=delay,
+                        backlog=self.backlog,
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(self._retry_max, delay * 2)
+                    continue
+                delay = RETRY_MIN
+                self._failing = False
+                self._memory.popleft()
+                self.written += 1
+                if entry.from_spool:
+                    self._from_file -= 1
+                    if not self._from_file and not self._file_rows:
+                        await self._io(self._remove_consumed)
+                if not self.backlog:
+                    self._drained.set()
+            except Exception as exc:
+                # A bug or a failing disk (reading the spool back): never a
+                # dead writer, never a busy loop.
+                log.exception("store.writer_error", error=repr(exc), retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(self._retry_max, delay * 2)
-                continue
-            delay = 0.2
-            self._pending.popleft()
-            self.written += 1
-            if not self._pending:
-                self._drained.set()
 
-    async def _write(self, row: Row) -> None:
+    async def _write_bounded(self, entry: _Entry) -> None:
+        """One write within ``write_timeout``. On timeout the connection is
+        closed (terminate: no cancel request, no rollback that could hang on a
+        dead link), which ends the write at once."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._write_timeout
+        connection = await self._pool.acquire(timeout=self._write_timeout)
+        try:
+            job = asyncio.ensure_future(self._write(connection, entry))
+            try:
+                done, _ = await asyncio.wait({job}, timeout=max(0.0, deadline - loop.time()))
+            except asyncio.CancelledError:
+                connection.terminate()
+                job.cancel()
+                await asyncio.wait({job})
+                raise
+            if not done:
+                connection.terminate()
+                await asyncio.wait({job})
+                if not job.cancelled():
+                    job.exception()  # retrieved: the connection's end, expected
+                raise TimeoutError(f"no answer from PostgreSQL within {self._write_timeout} s")
+            job.result()
+        finally:
+            await self._pool.release(connection, timeout=self._write_timeout)
+
+    async def _write(self, connection: asyncpg.Connection, entry: _Entry) -> None:
+        row = entry.row
         if isinstance(row, DecisionRow):
-            await self._pool.execute(
-                "INSERT INTO acd_decisions (at, interaction_id, agent_id, kind, reason)"
-                " VALUES ($1, $2, $3, $4, $5)",
+            await connection.execute(
+                _DECISION,
+                entry.key,
                 _ts(row.at),
                 _uuid_or_none(row.interaction_id),
                 row.agent_id,
@@ -249,23 +661,12 @@ class InteractionWriter:
             )
             return
         if isinstance(row, AgentStateRow):
-            async with self._pool.acquire() as connection, connection.transaction():
-                await connection.execute(
-                    "UPDATE agent_states SET until = $2 WHERE agent_id = $1 AND until IS NULL",
-                    row.agent_id,
-                    _ts(row.since),
-                )
-                await connection.execute(
-                    "INSERT INTO agent_states (agent_id, state, reason, since)"
-                    " VALUES ($1, $2, $3, $4)",
-                    row.agent_id,
-                    row.state,
-                    row.reason,
-                    _ts(row.since),
-                )
+            await connection.execute(
+                _AGENT_STATE, entry.key, row.agent_id, row.state, row.reason, _ts(row.since)
+            )
             return
         if isinstance(row, CallbackRow):
-            await self._pool.execute(
+            await connection.execute(
                 _CALLBACK,
                 row.callback_id,
                 row.origin,
@@ -277,11 +678,11 @@ class InteractionWriter:
                 _ts(row.enqueued_at),
                 _ts(row.not_before),
                 row.status,
-                json.dumps(list(row.attempts)),
+                _json(list(row.attempts)),
                 row.agent_id,
             )
             return
-        async with self._pool.acquire() as connection, connection.transaction():
+        async with connection.transaction():
             await connection.execute(
                 _UPSERT,
                 row.interaction_id,
@@ -297,7 +698,7 @@ class InteractionWriter:
                 _ts(row.ended_at),
                 row.agent_id,
                 row.outcome,
-                json.dumps(row.context),
+                _json(row.context),
                 row.direction,
             )
             for leg in row.legs:
@@ -311,3 +712,171 @@ class InteractionWriter:
                     _ts(leg.created_at),
                     _ts(leg.ended_at),
                 )
+
+    # -- the spool ------------------------------------------------------------
+
+    async def _io(self, job: Callable[[], Awaitable[None]]) -> None:
+        """Run a spool operation to its end even if the caller is cancelled
+        (stop): the file and the bookkeeping stay consistent."""
+        task = asyncio.ensure_future(job())
+        self._io_jobs.add(task)
+        task.add_done_callback(self._io_jobs.discard)
+        await asyncio.shield(task)
+
+    async def _settle_io(self) -> None:
+        while self._io_jobs:
+            await asyncio.gather(*self._io_jobs, return_exceptions=True)
+
+    async def _spool_run(self) -> None:
+        delay = RETRY_MIN
+        while True:
+            try:
+                if not self._outbox:
+                    self._spool_wake.clear()
+                    await self._spool_wake.wait()
+                    continue
+                await self._io(self._append_batch)
+                delay = RETRY_MIN
+            except Exception as exc:
+                self.spool_failures += 1
+                log.error(
+                    "store.spool_failed",
+                    path=str(self._file.path if self._file else None),
+                    error=f"{type(exc).__name__}: {exc}",
+                    rows_in_memory=self.in_memory,
+                    retry_in=delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(self._retry_max, delay * 2)
+
+    async def _append_batch(self) -> None:
+        assert self._file is not None
+        async with self._file_lock:
+            batch = list(itertools.islice(self._outbox, _SPOOL_BATCH))
+            if not batch:
+                return
+            await asyncio.to_thread(self._file.append, b"".join(line for _, line in batch))
+            for _ in batch:
+                self._outbox.popleft()
+            if not self._file_rows:
+                self._file_head_at = batch[0][0].at
+            self._file_rows += len(batch)
+
+    async def _refill(self) -> None:
+        """Memory takes the next rows: the file's unread lines, else the outbox."""
+        assert self._file is not None
+        async with self._file_lock:
+            room = self._max_memory - len(self._memory)
+            if room <= 0:
+                return
+            if not self._file_rows:
+                while self._outbox and room > 0:
+                    self._memory.append(self._outbox.popleft()[0])
+                    room -= 1
+                return
+            lines, offset = await asyncio.to_thread(
+                self._file.read, self._read_offset, min(room, _READ_CHUNK)
+            )
+            if not lines:
+                log.error(
+                    "store.spool_truncated",
+                    path=str(self._file.path),
+                    missing=self._file_rows,
+                    offset=self._read_offset,
+                )
+                self._file_rows = 0
+            bad: list[bytes] = []
+            for number, (line, decoded) in enumerate(lines, start=self._read_lines + 1):
+                if isinstance(decoded, _Entry):
+                    self._memory.append(decoded)
+                    self._from_file += 1
+                    self._file_head_at = decoded.at
+                else:
+                    bad.append(line)
+                    log.error(
+                        "store.spool_line_corrupt",
+                        path=str(self._file.path),
+                        line=number,
+                        error=decoded,
+                        moved_to=str(self._file.bad),
+                    )
+            self._read_offset = offset
+            self._read_lines += len(lines)
+            self._file_rows = max(0, self._file_rows - len(lines))
+            if bad:
+                self.corrupt_lines += len(bad)
+                try:
+                    await asyncio.to_thread(self._file.quarantine, bad)
+                except OSError as exc:
+                    self.spool_failures += 1
+                    log.error(
+                        "store.spool_quarantine_failed",
+                        path=str(self._file.bad),
+                        error=str(exc),
+                        lines=[line.decode(errors="replace") for line in bad],
+                    )
+            if not self._file_rows and not self._from_file:
+                await asyncio.to_thread(self._file.remove)
+                self._read_offset = self._read_lines = 0
+
+    async def _remove_consumed(self) -> None:
+        """Every row read back from the file is written: the file goes."""
+        assert self._file is not None
+        async with self._file_lock:
+            if self._file_rows or self._from_file:
+                return
+            await asyncio.to_thread(self._file.remove)
+            self._read_offset = self._read_lines = 0
+            self._file_head_at = None
+
+    async def _save_at_stop(self, spool: SpoolFile) -> None:
+        memory = list(self._memory)
+        tail = b"".join(line for _, line in self._outbox)
+        rows = len(memory) + self._file_rows + len(self._outbox)
+
+        def save() -> int:
+            head: list[bytes] = []
+            for entry in memory:
+                try:
+                    head.append(encode_entry(entry))
+                except (TypeError, ValueError) as exc:
+                    log.error(
+                        "store.unwritten_at_stop",
+                        path=str(spool.path),
+                        row=repr(entry.row),
+                        error=str(exc),
+                    )
+            if not head and not self._file_rows and not tail:
+                spool.remove()
+            elif head or tail or self._read_offset:
+                spool.rewrite(b"".join(head), self._read_offset, tail)
+            return len(head) + self._file_rows + len(self._outbox)
+
+        try:
+            saved = await asyncio.to_thread(save)
+        except OSError as exc:
+            log.error("store.unwritten_at_stop", path=str(spool.path), backlog=rows, error=str(exc))
+            return
+        self._memory.clear()
+        self._outbox.clear()
+        self._file_rows, self._read_offset, self._read_lines, self._from_file = saved, 0, 0, 0
+        if saved:
+            log.warning("store.spooled_at_stop", path=str(spool.path), rows=saved)
+
+    def _submit_after_stop(self, entry: _Entry) -> None:
+        """Late rows (nothing should submit after stop): straight to the file."""
+        if self._file is not None:
+            try:
+                self._file.append(encode_entry(entry))
+            except (OSError, TypeError, ValueError) as exc:
+                log.error(
+                    "store.unwritten_at_stop",
+                    path=str(self._file.path),
+                    row=repr(entry.row),
+                    error=str(exc),
+                )
+                return
+            self._file_rows += 1
+            log.warning("store.spooled_after_stop", path=str(self._file.path), rows=1)
+            return
+        log.error("store.unwritten_at_stop", backlog=1, row=repr(entry.row))

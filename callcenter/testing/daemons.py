@@ -90,7 +90,8 @@ async def running_daemon(
                 "asterisk_dir": str(asterisk.sandbox.recordings_in_asterisk),
                 "local_dir": str(asterisk.sandbox.recordings),
             },
-            "database": {"url": database_url},
+            # Each test daemon has its own spool (never the working tree's var/spool).
+            "database": {"url": database_url, "spool_dir": str(tmp_path / "spool")},
             "ivr": {"scripts_dir": str(scripts_dir or REPO / "ivr_scripts")},
             **(extra or {}),
         }

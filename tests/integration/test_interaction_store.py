@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import json
+import time
 import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
+import asyncpg
 import pytest
+from structlog.testing import capture_logs
 
+from callcenter.errors import StoreError
+from callcenter.store import interactions
 from callcenter.store.db import create_pool, migrate
-from callcenter.store.interactions import InteractionRow, InteractionWriter, Leg
+from callcenter.store.interactions import (
+    AgentStateRow,
+    CallbackRow,
+    DecisionRow,
+    InteractionRow,
+    InteractionWriter,
+    Leg,
+)
 from callcenter.testing.databases import fresh_database
+from callcenter.testing.tcp_proxy import TcpProxy
+from callcenter.testing.waiting import until
 
 pytestmark = pytest.mark.postgres
 
@@ -91,3 +112,340 @@ async def test_a_failing_database_keeps_the_backlog_and_loses_nothing(database_u
     finally:
         await writer.stop()
         await pool.close()
+
+
+# -- bounded memory, spool file, timeouts, idempotency (issue 4) -------------
+
+
+def decision(reason: str) -> DecisionRow:
+    return DecisionRow(1_700_000_000.0, "offer", str(uuid.uuid4()), "a01", reason)
+
+
+async def rename(pool: asyncpg.Pool, tables: tuple[str, ...], *, away: bool) -> None:
+    """The tables vanish (every write to them fails) or come back."""
+    for table in tables:
+        old, new = (table, f"{table}_away") if away else (f"{table}_away", table)
+        await pool.execute(f"ALTER TABLE {old} RENAME TO {new}")
+
+
+def spool_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_bytes().splitlines()]
+
+
+async def test_beyond_the_memory_bound_rows_spill_to_the_spool_and_arrive_in_order(
+    database_url: str, tmp_path: Path
+) -> None:
+    url = await _fresh(database_url)
+    pool = await create_pool(url)
+    spool = tmp_path / "spool" / "writer.jsonl"
+    writer = InteractionWriter(pool, spool=spool, max_memory_rows=5, retry_max=0.2)
+    await writer.start()
+    try:
+        await rename(pool, ("interactions", "acd_decisions"), away=True)
+        call = row()
+        for i in range(20):  # 20 versions of one interaction, 20 decisions, interleaved
+            writer.submit(dataclasses.replace(call, context={"seq": i}))
+            writer.submit(decision(f"r{i:02}"))
+        await until(lambda: writer.spooled >= 35, 5, "rows beyond the bound on disk")
+        assert writer.in_memory <= 5
+        assert writer.backlog == 40
+        assert writer.written == 0
+        lines = spool_lines(spool)
+        assert len(lines) == writer.spooled
+        assert {line["kind"] for line in lines} == {"interaction", "decision"}
+        assert lines[-1]["row"]["reason"] == "r19"
+        await asyncio.sleep(0.3)
+        assert writer.oldest_age() >= 0.3
+
+        await rename(pool, ("interactions", "acd_decisions"), away=False)
+        await writer.flush(timeout=20)
+        assert writer.backlog == 0
+        assert writer.written == 40
+        reasons = [
+            r["reason"] for r in await pool.fetch("SELECT reason FROM acd_decisions ORDER BY id")
+        ]
+        seq = await pool.fetchval("SELECT context->>'seq' FROM interactions")
+    finally:
+        await writer.stop()
+        await pool.close()
+    assert reasons == [f"r{i:02}" for i in range(20)]  # written in submission order
+    assert seq == "19"  # the last version of the interaction is the one kept
+    assert not spool.exists()  # every row read back is written: the file is gone
+
+
+async def test_a_stop_with_a_backlog_spools_it_and_the_next_writer_writes_it_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    url = await _fresh(database_url)
+    pool = await create_pool(url)
+    spool = tmp_path / "writer.jsonl"
+    tables = ("interactions", "acd_decisions", "agent_states", "callbacks")
+    call = row()
+    callback = CallbackRow(
+        str(uuid.uuid4()),
+        call.interaction_id,
+        "node1",
+        "support",
+        "0612345678",
+        "fr",
+        0,
+        1_700_000_000.0,
+        None,
+        "pending",
+    )
+    try:
+        first = InteractionWriter(pool, spool=spool, max_memory_rows=3, retry_max=0.2)
+        await first.start()
+        await rename(pool, tables, away=True)
+        first.submit(AgentStateRow("a01", "ready", None, 1_700_000_000.0))
+        first.submit(call)
+        for i in range(6):
+            first.submit(decision(f"r{i}"))
+        first.submit(callback)
+        first.submit(AgentStateRow("a01", "paused", "lunch", 1_700_000_050.0))
+        await until(lambda: first.failures >= 1 and first.spooled > 0, 5, "failing, spilled")
+        started = time.monotonic()
+        with capture_logs() as logs:
+            await first.stop()
+        assert time.monotonic() - started < 2  # no waiting for a database that fails
+        assert next(e for e in logs if e["event"] == "store.spooled_at_stop")["rows"] == 10
+        lines = spool_lines(spool)
+        assert [line["kind"] for line in lines] == [
+            "agent_state",
+            "interaction",
+            *["decision"] * 6,
+            "callback",
+            "agent_state",
+        ]  # memory first, then what had spilled: the submission order
+        assert len({line["key"] for line in lines}) == 10
+
+        await rename(pool, tables, away=False)
+        second = InteractionWriter(pool, spool=spool, retry_max=0.2)
+        await second.start()
+        assert second.spooled == 10
+        await second.flush(timeout=10)
+        assert second.backlog == 0
+        await second.stop()
+        assert not spool.exists()
+        third = InteractionWriter(pool, spool=spool)  # nothing left to replay
+        await third.start()
+        assert third.backlog == 0
+        await third.stop()
+
+        counts = {t: await pool.fetchval(f"SELECT count(*) FROM {t}") for t in tables}
+        reasons = [
+            r["reason"] for r in await pool.fetch("SELECT reason FROM acd_decisions ORDER BY id")
+        ]
+        states = await pool.fetch(
+            "SELECT state, until IS NULL AS open FROM agent_states ORDER BY since"
+        )
+        legs = await pool.fetchval("SELECT count(*) FROM call_legs")
+    finally:
+        await pool.close()
+    assert counts == {"interactions": 1, "acd_decisions": 6, "agent_states": 2, "callbacks": 1}
+    assert reasons == [f"r{i}" for i in range(6)]
+    assert [(s["state"], s["open"]) for s in states] == [("ready", False), ("paused", True)]
+    assert legs == 1
+
+
+async def test_a_write_that_hangs_is_timed_out_and_retried(database_url: str) -> None:
+    url = await _fresh(database_url)
+    pool = await create_pool(url)
+    writer = InteractionWriter(pool, write_timeout=0.5, retry_max=0.2)
+    await writer.start()
+    holder = await asyncpg.connect(url)
+    try:
+        lock = holder.transaction()
+        await lock.start()
+        await holder.execute("LOCK TABLE interactions IN ACCESS EXCLUSIVE MODE")
+        with capture_logs() as logs:
+            writer.submit(row())
+            await until(lambda: writer.failures >= 2, 5, "the hanging write timed out twice")
+        assert writer.backlog == 1
+        failed = [e for e in logs if e["event"] == "store.write_failed"]
+        assert failed[0]["row"] == "InteractionRow"
+        assert failed[0]["error"].startswith("TimeoutError")
+        await lock.rollback()
+        await writer.flush(timeout=10)
+        assert writer.backlog == 0
+        assert await pool.fetchval("SELECT count(*) FROM interactions") == 1
+    finally:
+        await holder.close()
+        await writer.stop()
+        await pool.close()
+
+
+@pytest.mark.parametrize("kind", ["decision", "agent_state"])
+async def test_a_retried_write_whose_commit_reply_was_lost_is_stored_once(
+    database_url: str, kind: str
+) -> None:
+    url = await _fresh(database_url)
+    target = urlsplit(url)
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 5432)
+    await proxy.start()
+    pool = await create_pool(
+        target._replace(netloc=f"{target.username}@127.0.0.1:{proxy.port}").geturl()
+    )
+    direct = await asyncpg.connect(url)
+    writer = InteractionWriter(pool, write_timeout=0.5, retry_max=0.2)
+    await writer.start()
+    marker = f"lost-reply-{uuid.uuid4().hex}"
+    table = "acd_decisions" if kind == "decision" else "agent_states"
+    try:
+        # The request reaches PostgreSQL and commits; its reply never comes back.
+        proxy.blackhole_after(marker.encode())
+        writer.submit(
+            decision(marker)
+            if kind == "decision"
+            else AgentStateRow("a01", "paused", marker, 1.7e9)
+        )
+        await until(lambda: proxy.tripped, 5, "the write sent")
+        count = f"SELECT count(*) FROM {table} WHERE reason = $1"
+        for _ in range(100):
+            if await direct.fetchval(count, marker) == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert await direct.fetchval(count, marker) == 1  # committed, the writer not told
+        await until(lambda: writer.failures >= 1, 5, "the write timed out")
+        assert writer.backlog == 1
+        proxy.heal()
+        await writer.flush(timeout=10)
+        assert writer.backlog == 0
+        assert await direct.fetchval(count, marker) == 1  # the retry stored nothing twice
+        if kind == "agent_state":
+            assert (
+                await direct.fetchval("SELECT count(*) FROM agent_states WHERE until IS NULL") == 1
+            )
+    finally:
+        await writer.stop()
+        await pool.close()
+        await direct.close()
+        await proxy.stop()
+
+
+async def test_a_corrupt_spool_line_is_set_aside_and_the_rest_is_written(
+    database_url: str, tmp_path: Path
+) -> None:
+    url = await _fresh(database_url)
+    pool = await create_pool(url)
+    spool = tmp_path / "writer.jsonl"
+    try:
+        first = InteractionWriter(pool, spool=spool, retry_max=0.2)
+        await first.start()
+        await rename(pool, ("acd_decisions",), away=True)
+        for i in range(3):
+            first.submit(decision(f"r{i}"))
+        await until(lambda: first.failures >= 1, 5, "failing")
+        await first.stop()
+        await rename(pool, ("acd_decisions",), away=False)
+        lines = spool.read_bytes().splitlines(keepends=True)
+        assert len(lines) == 3
+        lines[1] = b'{"v":1,"key":"x","kind":"decision","row":{"at":17\n'  # cut short
+        # ... and a last line cut short by a crash while appending.
+        spool.write_bytes(b"".join(lines) + b'{"v":1,"key":')
+
+        second = InteractionWriter(pool, spool=spool, retry_max=0.2)
+        with capture_logs() as logs:
+            await second.start()
+            await second.flush(timeout=10)
+        await second.stop()
+        reasons = [
+            r["reason"] for r in await pool.fetch("SELECT reason FROM acd_decisions ORDER BY id")
+        ]
+    finally:
+        await pool.close()
+    assert reasons == ["r0", "r2"]
+    assert second.corrupt_lines == 2
+    corrupt = [e for e in logs if e["event"] == "store.spool_line_corrupt"]
+    assert [(e["path"], e["line"]) for e in corrupt] == [(str(spool), 2), (str(spool), 4)]
+    assert all(e["moved_to"] == str(spool) + ".bad" for e in corrupt)
+    assert "JSONDecodeError" in corrupt[0]["error"]
+    assert (tmp_path / "writer.jsonl.bad").read_bytes() == lines[1] + b'{"v":1,"key":\n'
+    assert not spool.exists()
+
+
+async def test_an_unexpected_exception_is_retried_and_never_kills_the_writer(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = await _fresh(database_url)
+    pool = await create_pool(url)
+    writer = InteractionWriter(pool, retry_max=1.0)
+    await writer.start()
+    calls = 0
+    real_ts = interactions._ts
+
+    def flaky_ts(epoch: float | None) -> datetime | None:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:
+            raise RuntimeError("a bug somewhere")
+        return real_ts(epoch)
+
+    monkeypatch.setattr(interactions, "_ts", flaky_ts)
+    try:
+        started = time.monotonic()
+        with capture_logs() as logs:
+            writer.submit(decision("after a bug"))
+            await writer.flush(timeout=5)
+        assert writer.backlog == 0
+        assert time.monotonic() - started >= 0.6  # backoff 0.2 s then 0.4 s: no busy loop
+        assert writer.failures == 2
+        failed = [e for e in logs if e["event"] == "store.write_failed"]
+        assert [(e["row"], e["error"]) for e in failed] == [
+            ("DecisionRow", "RuntimeError: a bug somewhere")
+        ] * 2
+        assert await pool.fetchval("SELECT count(*) FROM acd_decisions") == 1
+    finally:
+        await writer.stop()
+        await pool.close()
+
+
+async def test_a_failing_disk_keeps_rows_in_memory_and_loses_none(
+    database_url: str, tmp_path: Path
+) -> None:
+    url = await _fresh(database_url)
+    pool = await create_pool(url)
+    spool = tmp_path / "writer.jsonl"
+    writer = InteractionWriter(pool, spool=spool, max_memory_rows=2, retry_max=0.2)
+    await writer.start()
+    try:
+        await rename(pool, ("acd_decisions",), away=True)
+        spool.mkdir()  # the file cannot be opened: the disk is failing too
+        with capture_logs() as logs:
+            for i in range(6):
+                writer.submit(decision(f"r{i}"))
+            await until(lambda: writer.spool_failures >= 2, 5, "spooling failed")
+        assert writer.in_memory == 6  # beyond the bound: kept
+        assert writer.spooled == 0
+        failed = [e for e in logs if e["event"] == "store.spool_failed"]
+        assert failed[0]["path"] == str(spool)
+        assert "IsADirectoryError" in failed[0]["error"]
+        spool.rmdir()  # the disk is back
+        await until(lambda: writer.spooled == 4, 5, "rows spooled")
+        await rename(pool, ("acd_decisions",), away=False)
+        await writer.flush(timeout=10)
+        reasons = [
+            r["reason"] for r in await pool.fetch("SELECT reason FROM acd_decisions ORDER BY id")
+        ]
+    finally:
+        await writer.stop()
+        await pool.close()
+    assert reasons == [f"r{i}" for i in range(6)]
+
+
+async def test_two_writers_never_share_a_spool_file(database_url: str, tmp_path: Path) -> None:
+    url = await _fresh(database_url)
+    pool = await create_pool(url)
+    spool = tmp_path / "writer.jsonl"
+    first = InteractionWriter(pool, spool=spool)
+    await first.start()
+    try:
+        second = InteractionWriter(pool, spool=spool)
+        with pytest.raises(StoreError, match="in use by another writer"):
+            await second.start()
+    finally:
+        await first.stop()
+        await pool.close()
+    third = InteractionWriter(pool, spool=spool)  # free again once the first stopped
+    await third.start()
+    await third.stop()
