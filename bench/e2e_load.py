@@ -6,7 +6,8 @@ Starts its own Asterisk sandbox, then for each mode:
             strategy leastrecent, same agents as dynamic members).
 Callers arrive at --cps for --seconds; agents answer after 0.5 s and talk for
 --talk seconds; no wrap-up in either mode. Measured from AMI events as this
-process receives them:
+process receives them (ours: on the daemon's own AMI link, before the daemon
+handles them):
   enqueue->ring     caller enters the queue (ours: the FastAGI session;
                     app_queue: QueueCallerJoin) -> the agent's channel exists
   agent-free->ring  a caller waits for an agent; the agent who will take them
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
 import resource
 import statistics
@@ -39,7 +41,7 @@ from pydantic import SecretStr
 
 from callcenter.adapters.ami import AmiClient, StreamItem
 from callcenter.config import AmiConfig, Settings
-from callcenter.daemon import Daemon
+from callcenter.daemon import Daemon, freeze_startup_heap
 from callcenter.protocol.ami_events import DialBegin, Hangup, Newchannel, QueueCallerJoin
 from callcenter.sandbox.asterisk import AsteriskPorts, AsteriskSandbox
 from callcenter.sandbox.postgres import free_port
@@ -87,6 +89,13 @@ def free_to_ring(timeline: Timeline) -> list[float]:
         if ends:
             out.append(rang - max(ends))
     return out
+
+
+async def loop_lag(out: list[float], period: float = 0.005) -> None:
+    while True:
+        before = time.perf_counter()
+        await asyncio.sleep(period)
+        out.append(time.perf_counter() - before - period)
 
 
 @contextlib.asynccontextmanager
@@ -139,7 +148,9 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
         timeline = Timeline()
         clock = time.monotonic
         daemon: Daemon | None = None
-        client = AmiClient(AmiConfig(port=ports.ami), SecretStr(secret))
+        # ours: the daemon's own AMI stream (a second connection would double
+        # the parsing in this process); app_queue: a connection of our own.
+        client: AmiClient | None = None
 
         def listen(item: StreamItem) -> None:
             now = clock()
@@ -162,9 +173,6 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
             ):
                 timeline.agent_ends[endpoint_of(item.snapshot.channel)].append(now)
 
-        client.subscribe(listen)
-        await client.start()
-        await client.wait_connected(10)
         exten = "5999"
         if mode == "ours":
             settings = Settings.model_validate(
@@ -176,17 +184,36 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
                 }
             )
             daemon = Daemon(settings)
+            daemon.ami.subscribe(listen, first=True)
             await daemon.start()
             await daemon.ami.wait_connected(10)
             for i in range(1, args.agents + 1):
                 daemon.callpath.agent_login(f"a{i}")
+            freeze_startup_heap()  # as `callcenter run` does
             exten = "3901"
         else:
+            client = AmiClient(AmiConfig(port=ports.ami), SecretStr(secret))
+            client.subscribe(listen)
+            await client.start()
+            await client.wait_connected(10)
             for i in range(1, args.agents + 1):
                 await client.send(
                     "QueueAdd", {"Queue": "appqueue-compare", "Interface": f"PJSIP/load{i}"}
                 )
         total = int(args.cps * args.seconds)
+        lags: list[float] = []
+        pauses: list[float] = []
+        lag_task = asyncio.create_task(loop_lag(lags))
+        gc_began = 0.0
+
+        def gc_pause(phase: str, info: dict[str, int]) -> None:
+            nonlocal gc_began
+            if phase == "start":
+                gc_began = time.perf_counter()
+            elif info["generation"] == 2:
+                pauses.append(time.perf_counter() - gc_began)
+
+        gc.callbacks.append(gc_pause)
         usage_before = resource.getrusage(resource.RUSAGE_SELF)
         started = clock()
         async with (
@@ -211,6 +238,10 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
                     break
             await callers.wait(timeout=30)
         elapsed = clock() - started
+        lag_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await lag_task
+        gc.callbacks.remove(gc_pause)
         usage_after = resource.getrusage(resource.RUSAGE_SELF)
         cpu = (
             usage_after.ru_utime
@@ -240,7 +271,8 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
                     endpoint = daemon.site.agents[first_agent].endpoint
                     timeline.rang_agent[record.caller_uniqueid] = endpoint
             await daemon.stop()
-        await client.stop()
+        if client is not None:
+            await client.stop()
     enqueue = [timeline.rang[c] - t for c, t in timeline.entered.items() if c in timeline.rang]
     freed = free_to_ring(timeline)
     lost = sum(1 for c in timeline.entered if c not in timeline.rang)
@@ -256,6 +288,12 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
         "cps": total / args.seconds,
         "cpu_percent": cpu * 100,
         "mean_enqueue_ms": (statistics.mean(enqueue) * 1000) if enqueue else float("nan"),
+        # The daemon's event loop: how late a 5 ms timer fires (anything the
+        # loop did meanwhile delays every event), and full GC pauses.
+        "loop_lag_p99_ms": percentile(lags, 0.99) * 1000,
+        "loop_lag_max_ms": max(lags, default=float("nan")) * 1000,
+        "gc_full_pauses": float(len(pauses)),
+        "gc_full_max_ms": max(pauses, default=0.0) * 1000,
     }
     print(f"== {mode}")
     for key, value in figures.items():

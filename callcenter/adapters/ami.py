@@ -259,9 +259,14 @@ class AmiClient:
         self.version: str | None = None
 
     # ------------------------------------------------------------ lifecycle
-    def subscribe(self, handler: Handler) -> None:
-        """Handlers are called in order for every item, one item at a time."""
-        self._handlers.append(handler)
+    def subscribe(self, handler: Handler, *, first: bool = False) -> None:
+        """Handlers are called in order for every item, one item at a time;
+        ``first`` puts this one before those already there (a measurement
+        that must not include their time)."""
+        if first:
+            self._handlers.insert(0, handler)
+        else:
+            self._handlers.append(handler)
 
     async def start(self) -> None:
         if self._tasks:

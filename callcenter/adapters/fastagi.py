@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -249,14 +250,19 @@ class AgiSession:
     # -- plumbing ---------------------------------------------------------------
 
     def _closing_error(self) -> CallCenterError:
-        return self._closed_reason or AGIHangup("AGI session closed")
+        # A fresh copy each time: the kept reason is never raised, so it never
+        # holds a traceback whose frames hold this session. Such a cycle kept
+        # every ended session (socket, buffers, tasks) until a full garbage
+        # collection, which then paused the loop for tens of milliseconds.
+        reason = self._closed_reason or AGIHangup("AGI session closed")
+        return copy.copy(reason)
 
     def _fail(self, error: CallCenterError) -> None:
         if self._closed_reason is None:
-            self._closed_reason = error
+            self._closed_reason = copy.copy(error)
         self._hangup.set()
         if self._pending is not None and not self._pending.done():
-            self._pending.set_exception(error)
+            self._pending.set_exception(copy.copy(error))
 
     async def _read_loop(self) -> None:
         """Feed the parser until EOF; route replies and HANGUP notices."""

