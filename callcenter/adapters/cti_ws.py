@@ -63,10 +63,11 @@ class _Connection:
         self.ws = ws
         self.principal = principal
         self.stream = stream
-        self.outbox: asyncio.Queue[ServerMessage] = asyncio.Queue(maxsize=size)
+        self.outbox: asyncio.Queue[ServerMessage | str] = asyncio.Queue(maxsize=size)
+        """Messages, or frames already encoded (journal events)."""
         self.overflowed = False
 
-    def push(self, message: ServerMessage) -> None:
+    def push(self, message: ServerMessage | str) -> None:
         try:
             self.outbox.put_nowait(message)
         except asyncio.QueueFull:
@@ -103,13 +104,13 @@ class CtiServer:
         return sum(len(s) for s in self._subscribers.values())
 
     def publish(self, publication: Publication) -> Event:
-        event = self.journal.append(
+        appended = self.journal.append(
             publication.stream, publication.at, publication.kind, publication.data
         )
         self.published += 1
         for connection in self._subscribers.get(publication.stream, ()):
-            connection.push(event)
-        return event
+            connection.push(appended.frame)
+        return appended.event
 
     async def close_all(self) -> None:
         """Daemon shutdown: tell every page to come back later (it resumes)."""
@@ -248,7 +249,7 @@ class CtiServer:
                 await ws.close(code=CLOSE_TRY_AGAIN, message=b"too slow: resume")
                 return
             try:
-                await ws.send_str(encode(message))
+                await ws.send_str(message if isinstance(message, str) else encode(message))
             except (ConnectionError, RuntimeError):
                 return
 

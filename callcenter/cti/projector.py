@@ -61,18 +61,31 @@ class Projector:
         self._serving: dict[str, str] = {}  # interaction -> agent on call / wrap-up
 
     def apply(self, event: StatsEvent) -> list[Publication]:
+        """What the desktops are told of ``event``; queue figures aside
+        (:meth:`touched_queue`)."""
         if isinstance(event, AgentStateChanged):
             return self._agent_changed(event)
-        if isinstance(event, Offered | Abandoned | CallbackRequested | Answered | Ended):
-            return self._queue_changed(event)
         if isinstance(event, Transferred):
-            out = self._queue_changed(event)
             agent = self._serving.get(event.interaction_id)
             if agent is not None:
                 data = {"interaction": event.interaction_id}
-                out.append(Publication(agent_stream(agent), event.at, "call.transferred", data))
-            return out
+                return [Publication(agent_stream(agent), event.at, "call.transferred", data)]
         return []
+
+    def touched_queue(self, event: StatsEvent) -> str | None:
+        """The queue whose figures (waiting, longest wait...) ``event`` changes.
+
+        Not a publication: the bridge sends a queue's figures a moment later,
+        once for a burst of changes, rather than recounting the queue's calls
+        for each event on the way to every ring."""
+        if isinstance(event, Offered):
+            return event.queue
+        if isinstance(event, Abandoned | CallbackRequested | Answered | Ended | Transferred):
+            return self._views.queue_of(event.interaction_id)
+        return None
+
+    def queue_update(self, queue: str, at: float) -> Publication:
+        return Publication(SUPERVISORS, at, "queue.update", self._views.queue(queue))
 
     def _agent_changed(self, event: AgentStateChanged) -> list[Publication]:
         agent, at, state = event.agent_id, event.at, event.state
@@ -119,12 +132,3 @@ class Projector:
                     out.append(Publication(own, at, "call.ended", data))
                     out.append(Publication(SUPERVISORS, at, "call.ended", data))
         return out
-
-    def _queue_changed(self, event: StatsEvent) -> list[Publication]:
-        queue = event.queue if isinstance(event, Offered) else None
-        interaction = getattr(event, "interaction_id", None)
-        if queue is None and interaction is not None:
-            queue = self._views.queue_of(interaction)
-        if queue is None:
-            return []
-        return [Publication(SUPERVISORS, event.at, "queue.update", self._views.queue(queue))]

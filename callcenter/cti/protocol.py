@@ -13,7 +13,7 @@ what the server pushes, plus the hello/resume handshake and heartbeats.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 from callcenter.errors import CTIProtocolError
@@ -143,4 +143,19 @@ _SERVER_TYPES: dict[type, str] = {
 
 
 def encode(message: ServerMessage) -> str:
-    return json.dumps({"type": _SERVER_TYPES[type(message)], **asdict(message)})
+    # Shallow: asdict() deep-copied every nested payload before json did its
+    # own walk (it was most of the CTI cost of an incoming call).
+    fields_ = {name: getattr(message, name) for name in _FIELDS[type(message)]}
+    return json.dumps({"type": _SERVER_TYPES[type(message)], **fields_}, default=_plain)
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {
+    kind: tuple(f.name for f in fields(kind)) for kind in _SERVER_TYPES
+}
+
+
+def _plain(value: object) -> object:
+    """A dataclass inside a payload, as asdict() would give it."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

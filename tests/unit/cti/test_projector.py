@@ -94,8 +94,15 @@ def test_other_agents_hear_nothing_and_queues_go_to_supervisors() -> None:
     projector = Projector(views)
     out = move(projector, views, "a01", "reserved", "i1")
     assert not [p for p in out if p.stream == agent_stream("a02")]
-    offered = projector.apply(Offered(2.0, "i2", "support"))
-    assert [(p.stream, p.kind) for p in offered] == [(SUPERVISORS, "queue.update")]
+    offered = Offered(2.0, "i2", "support")
+    assert projector.apply(offered) == []
+    assert projector.touched_queue(offered) == "support"
+    update = projector.queue_update("support", 2.5)
+    assert (update.stream, update.kind, update.data["queue"]) == (
+        SUPERVISORS,
+        "queue.update",
+        "support",
+    )
 
 
 def test_a_transfer_tells_the_agent_who_had_the_call() -> None:
