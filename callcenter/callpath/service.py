@@ -25,6 +25,7 @@ fire-and-forget.
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
@@ -1249,15 +1250,22 @@ class CallPath:
                 leg=leg,
                 reason=offer.reason,
             )
-            self._spawn_action(self._ring(record, endpoint, leg))
+            # Written now, not when the task first runs: the loop may have a
+            # burst of events and sessions ready before it (issue 4's
+            # agent-free -> ring goal).
+            placing = self._place(record, endpoint, leg)
+            task = self._spawn_action(self._ring(record, leg, placing))
+            # A task cancelled before it ran (daemon stopping) never awaited it.
+            task.add_done_callback(functools.partial(_close, placing))
 
-    async def _ring(self, record: CallRecord, endpoint: str, leg: str) -> None:
+    def _place(self, record: CallRecord, endpoint: str, leg: str) -> Coroutine[Any, Any, str]:
+        """Write the Originate of ``leg``; the awaitable gives the outcome."""
         queue = self.site.queues[record.queue]
         variables = {"CC_INTERACTION": record.interaction_id, "CC_QUEUE": record.queue}
         try:
             if record.kind == "callback":
                 assert record.callback_number is not None
-                await self.telephony.ring_agent_for_callback(
+                return self.telephony.ring_agent_for_callback(
                     endpoint,
                     record.callback_number,
                     channel_id=leg,
@@ -1266,18 +1274,24 @@ class CallPath:
                     caller_id=f'"Callback {record.queue}" <{record.callback_number}>',
                     variables=variables,
                 )
-            else:
-                number = record.caller_number or "anonymous"
-                await self.telephony.ring_agent(
-                    endpoint,
-                    record.caller_uniqueid,
-                    channel_id=leg,
-                    ring_timeout=queue.ring_timeout,
-                    caller_id=f'"{_caller_id_name(record)}" <{number}>',
-                    variables=variables,
-                    record_as=record.interaction_id if queue.record else None,
-                    separate_legs=queue.separate_legs,
-                )
+            number = record.caller_number or "anonymous"
+            return self.telephony.ring_agent(
+                endpoint,
+                record.caller_uniqueid,
+                channel_id=leg,
+                ring_timeout=queue.ring_timeout,
+                caller_id=f'"{_caller_id_name(record)}" <{number}>',
+                variables=variables,
+                record_as=record.interaction_id if queue.record else None,
+                separate_legs=queue.separate_legs,
+            )
+        except AsteriskError as exc:
+            return _failed(exc)  # handled with the other outcomes, in _ring
+
+    async def _ring(self, record: CallRecord, leg: str, placing: Coroutine[Any, Any, str]) -> None:
+        queue = self.site.queues[record.queue]
+        try:
+            await placing
         except OriginateUnconfirmed as exc:
             # It may ring (sent, then the link dropped or no answer came).
             # Cancelling now would offer the caller to a second agent while
@@ -1409,12 +1423,13 @@ class CallPath:
             log.info("call.hangup_not_needed", channel=channel, error=str(exc))
 
     # -------------------------------------------------------------- tasks
-    def _spawn_action(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn_action(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         # AMI actions are started from synchronous event handlers; each runs
         # in a task this object owns (stop() cancels and awaits them).
         task = asyncio.create_task(coro)
         self._actions.add(task)
         task.add_done_callback(self._action_done)
+        return task
 
     def _action_done(self, task: asyncio.Task[None]) -> None:
         self._actions.discard(task)
@@ -1488,6 +1503,14 @@ def row_of(record: CallRecord) -> InteractionRow:
         legs=tuple(legs),
         direction="outbound" if record.kind == "callback" else "inbound",
     )
+
+
+async def _failed(error: AsteriskError) -> str:
+    raise error
+
+
+def _close(coroutine: Coroutine[Any, Any, str], _task: asyncio.Task[None]) -> None:
+    coroutine.close()
 
 
 def _caller_id_name(record: CallRecord) -> str:

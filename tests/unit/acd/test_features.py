@@ -314,8 +314,9 @@ def test_every_offer_says_why_this_agent_or_why_this_call() -> None:
     assert arrival.reason.startswith("policy longest_idle: agent a1 idle 1.0 s")
     acd.interaction_arrived(2, call("c2"))
     acd.offer_answered(3, "c1", "a1")
-    acd.interaction_ended(10, "c1")
-    [freed] = acd.tick(10)
+    # No wrap-up: the agent is offered the next call by the end itself.
+    [freed] = acd.interaction_ended(10, "c1")
+    assert acd.tick(10) == []
     assert freed.reason.startswith("highest score 0.40 = priority 0*1000 + wait 8.0 s / SL 20 s")
     audit, _states = acd.take_records()
     assert [e.kind for e in audit] == ["offer", "answered", "ended", "offer"]
