@@ -71,13 +71,7 @@ from callcenter.stats.events import (
     Transferred,
     WrapUpEnded,
 )
-from callcenter.store.interactions import (
-    AgentStateRow,
-    CallbackRow,
-    DecisionRow,
-    InteractionRow,
-    Leg,
-)
+from callcenter.store.rows import AgentStateRow, CallbackRow, DecisionRow, InteractionRow, Leg
 from callcenter.tasks import cancel_and_wait
 
 log = structlog.get_logger("callcenter.callpath")

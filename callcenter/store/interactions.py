@@ -8,7 +8,8 @@ submission order, so the successive versions of one interaction land in
 order.
 
 Bounded memory, spool file
-    At most ``max_memory_rows`` rows wait in memory. Beyond, rows go to the
+    At most ``max_memory_rows`` rows wait in memory, and none is added there
+    while writes are failing (a database outage). Beyond, rows go to the
     writer's spool file (appended by a second owned task, in a thread,
     ``fsync`` once per batch) and are read back, in order, when memory has
     room. The queue is: the rows in memory (oldest), then the file's unread
@@ -37,50 +38,39 @@ Writes
     agent states carry ``row_key``, a UUID given at submit (kept in the
     spool) and unique in their table (``ON CONFLICT DO NOTHING``).
 
-Spool file
-    ``<spool_dir>/interactions-<node>.jsonl``: UTF-8 (ASCII) JSON, one row per
-    line, in submission order::
-
-        {"v":1,"key":"<uuid>","at":<submitted, epoch s>,"kind":"<kind>","row":{...}}
-
-    ``kind`` is ``interaction``, ``callback``, ``decision`` or
-    ``agent_state``; ``row`` holds the fields of :class:`InteractionRow`
-    (``legs``: a list of :class:`Leg` objects), :class:`CallbackRow`,
-    :class:`DecisionRow` or :class:`AgentStateRow`, by name. A line that
-    cannot be read back is appended to ``<file>.bad`` and logged
-    (``store.spool_line_corrupt``, with the file and line number); the other
-    lines go on. ``<file>.lock`` is locked (``flock``) while a writer uses the
-    file: a second daemon on the same file refuses to start.
+The rows are :mod:`callcenter.store.rows`; the spool file's format and
+operations are :mod:`callcenter.store.spool`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import fcntl
 import itertools
 import json
-import os
-import shutil
 import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import structlog
 
 from callcenter.errors import StoreError
+from callcenter.store.rows import (
+    AgentStateRow,
+    CallbackRow,
+    DecisionRow,
+    Row,
+    json_text,
+)
+from callcenter.store.spool import Entry, SpoolFile, encode_entry
 from callcenter.tasks import cancel_and_wait
 
 log = structlog.get_logger("callcenter.store")
 
-SPOOL_VERSION = 1
 RETRY_MIN = 0.2
 """First retry delay (seconds); it doubles up to the writer's ``retry_max``."""
 _READ_CHUNK = 2_000
@@ -133,78 +123,6 @@ WHERE agent_id = $2 AND until IS NULL AND EXISTS (SELECT 1 FROM new)
 """
 
 
-@dataclass(frozen=True, slots=True)
-class Leg:
-    uniqueid: str
-    channel_name: str
-    role: str  # "caller" or "agent"
-    created_at: float
-    ended_at: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class InteractionRow:
-    """One finished interaction; times are wall-clock epoch seconds."""
-
-    interaction_id: str
-    node: str
-    linkedid: str | None
-    queue: str
-    caller_number: str
-    language: str
-    priority: int
-    enqueued_at: float
-    answered_at: float | None
-    ended_at: float | None
-    agent_id: str | None
-    outcome: str
-    context: dict[str, Any] = field(default_factory=dict)
-    legs: tuple[Leg, ...] = ()
-    direction: str = "inbound"
-
-
-@dataclass(frozen=True, slots=True)
-class CallbackRow:
-    """A callback's durable state; times are wall-clock epoch seconds."""
-
-    callback_id: str
-    origin: str | None
-    node: str
-    queue: str
-    number: str
-    language: str
-    priority: int
-    enqueued_at: float
-    not_before: float | None
-    status: str  # pending, done, failed, cancelled
-    attempts: tuple[dict[str, Any], ...] = ()
-    agent_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionRow:
-    """One ACD decision with its reason (audit); ``at`` is epoch seconds."""
-
-    at: float
-    kind: str
-    interaction_id: str | None
-    agent_id: str | None
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class AgentStateRow:
-    """An agent entered ``state`` at ``since`` (epoch seconds)."""
-
-    agent_id: str
-    state: str
-    reason: str | None
-    since: float
-
-
-Row = InteractionRow | CallbackRow | DecisionRow | AgentStateRow
-
-
 async def current_agent_states(pool: asyncpg.Pool) -> list[AgentStateRow]:
     """Each agent's open state (the last one, not yet ended)."""
     rows = await pool.fetch(
@@ -253,184 +171,6 @@ def _ts(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
 
-def _json(value: Any) -> str:
-    # default=str: a value JSON cannot represent is written as its text, the
-    # same in the spool and in the database (never a row that cannot be stored).
-    return json.dumps(value, separators=(",", ":"), default=str)
-
-
-_KIND_OF: dict[type[Any], str] = {
-    InteractionRow: "interaction",
-    CallbackRow: "callback",
-    DecisionRow: "decision",
-    AgentStateRow: "agent_state",
-}
-
-
-@dataclass(slots=True)
-class _Entry:
-    """A submitted row, its idempotency key and when it was submitted."""
-
-    row: Row
-    key: uuid.UUID
-    at: float
-    from_spool: bool = False
-
-
-def encode_entry(entry: _Entry) -> bytes:
-    """One spool line (with its newline)."""
-    line = _json(
-        {
-            "v": SPOOL_VERSION,
-            "key": str(entry.key),
-            "at": entry.at,
-            "kind": _KIND_OF[type(entry.row)],
-            "row": dataclasses.asdict(entry.row),
-        }
-    )
-    return (line + "\n").encode()
-
-
-def decode_entry(line: bytes) -> _Entry:
-    """A spool line back; ValueError saying what is wrong with it."""
-    try:
-        record = json.loads(line)
-        if not isinstance(record, dict):
-            raise ValueError("not a JSON object")
-        if record.get("v") != SPOOL_VERSION:
-            raise ValueError(f"unknown format version {record.get('v')!r}")
-        kind, fields = record["kind"], dict(record["row"])
-        row: Row
-        if kind == "interaction":
-            fields["legs"] = tuple(Leg(**leg) for leg in fields.get("legs", ()))
-            row = InteractionRow(**fields)
-        elif kind == "callback":
-            fields["attempts"] = tuple(fields.get("attempts", ()))
-            row = CallbackRow(**fields)
-        elif kind == "decision":
-            row = DecisionRow(**fields)
-        elif kind == "agent_state":
-            row = AgentStateRow(**fields)
-        else:
-            raise ValueError(f"unknown row kind {kind!r}")
-        return _Entry(row, uuid.UUID(record["key"]), float(record["at"]), from_spool=True)
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"{type(exc).__name__}: {exc}") from exc
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class SpoolFile:
-    """The spool's blocking file operations (the writer runs them in a thread)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.bad = path.with_name(path.name + ".bad")
-        self.lock_path = path.with_name(path.name + ".lock")
-        self._lock_fd: int | None = None
-
-    def open(self) -> tuple[int, int, float | None]:
-        """Create the directory, lock the file; (lines, bytes, first row's
-        submit time) of what a previous writer left. A last line cut short
-        (a crash while appending) is ended, so it is read back as one
-        corrupt line, not glued to the next row."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise StoreError(
-                f"spool file {self.path} is in use by another writer (pid {holder}):"
-                " give each daemon its own database.spool_dir"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._lock_fd = fd
-        if not self.path.exists():
-            return 0, 0, None
-        lines, first, last = 0, b"", b"\n"
-        with self.path.open("rb") as f:
-            first = f.readline()
-            f.seek(0)
-            while chunk := f.read(1 << 20):
-                lines += chunk.count(b"\n")
-                last = chunk[-1:]
-        if last != b"\n":
-            self.append(b"\n")
-            lines += 1
-        try:
-            first_at: float | None = decode_entry(first).at
-        except ValueError:
-            first_at = None
-        return lines, self.path.stat().st_size, first_at
-
-    def close(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # releases the lock
-            self._lock_fd = None
-
-    def append(self, data: bytes) -> None:
-        created = not self.path.exists()
-        with self.path.open("ab") as f:
-            start = f.tell()
-            try:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            except OSError:
-                # No half line left behind for the next append to glue onto.
-                with contextlib.suppress(OSError):
-                    f.truncate(start)
-                raise
-        if created:
-            _fsync_dir(self.path.parent)
-
-    def read(self, offset: int, limit: int) -> tuple[list[tuple[bytes, _Entry | str]], int]:
-        """Up to ``limit`` lines from ``offset``, each decoded (or why not);
-        the offset after them."""
-        out: list[tuple[bytes, _Entry | str]] = []
-        with self.path.open("rb") as f:
-            f.seek(offset)
-            while len(out) < limit and (line := f.readline()):
-                try:
-                    out.append((line, decode_entry(line)))
-                except ValueError as exc:
-                    out.append((line, str(exc)))
-            return out, f.tell()
-
-    def quarantine(self, lines: list[bytes]) -> None:
-        with self.bad.open("ab") as f:
-            f.write(b"".join(line if line.endswith(b"\n") else line + b"\n" for line in lines))
-            f.flush()
-            os.fsync(f.fileno())
-
-    def rewrite(self, head: bytes, offset: int, tail: bytes) -> None:
-        """The file becomes ``head``, its own bytes from ``offset``, ``tail``."""
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with tmp.open("wb") as out:
-            out.write(head)
-            if self.path.exists():
-                with self.path.open("rb") as src:
-                    src.seek(offset)
-                    shutil.copyfileobj(src, out)
-            out.write(tail)
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(self.path)
-        _fsync_dir(self.path.parent)
-
-    def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
-
-
 class InteractionWriter:
     """The rows' way to PostgreSQL; see the module docstring.
 
@@ -455,8 +195,8 @@ class InteractionWriter:
         self._retry_max = retry_max
         self._clock = clock
         # The queue, oldest first: memory, the file's unread lines, the outbox.
-        self._memory: deque[_Entry] = deque()
-        self._outbox: deque[tuple[_Entry, bytes]] = deque()
+        self._memory: deque[Entry] = deque()
+        self._outbox: deque[tuple[Entry, bytes]] = deque()
         self._file_rows = 0  # lines not read back yet
         self._read_offset = 0  # bytes, where they start
         self._read_lines = 0  # lines read back (for line numbers in messages)
@@ -511,12 +251,16 @@ class InteractionWriter:
 
     def submit(self, row: Row) -> None:
         """Queue ``row``; never blocks. Its idempotency key is given here."""
-        entry = _Entry(row, uuid.uuid4(), self._clock())
+        entry = Entry(row, uuid.uuid4(), self._clock())
         if self._stopped:
             self._submit_after_stop(entry)
             return
+        # While writes fail, every new row goes to disk at once: a kill -9
+        # during a database outage then loses only what was in memory when
+        # it began, not up to max_memory_rows of the outage.
+        bound = 0 if self._failing else self._max_memory
         if self._file is not None and (
-            self._file_rows or self._outbox or len(self._memory) >= self._max_memory
+            self._file_rows or self._outbox or len(self._memory) >= bound
         ):
             try:
                 line = encode_entry(entry)
@@ -621,7 +365,7 @@ class InteractionWriter:
                 await asyncio.sleep(delay)
                 delay = min(self._retry_max, delay * 2)
 
-    async def _write_bounded(self, entry: _Entry) -> None:
+    async def _write_bounded(self, entry: Entry) -> None:
         """One write within ``write_timeout``. On timeout the connection is
         closed (terminate: no cancel request, no rollback that could hang on a
         dead link), which ends the write at once."""
@@ -647,7 +391,7 @@ class InteractionWriter:
         finally:
             await self._pool.release(connection, timeout=self._write_timeout)
 
-    async def _write(self, connection: asyncpg.Connection, entry: _Entry) -> None:
+    async def _write(self, connection: asyncpg.Connection, entry: Entry) -> None:
         row = entry.row
         if isinstance(row, DecisionRow):
             await connection.execute(
@@ -678,7 +422,7 @@ class InteractionWriter:
                 _ts(row.enqueued_at),
                 _ts(row.not_before),
                 row.status,
-                _json(list(row.attempts)),
+                json_text(list(row.attempts)),
                 row.agent_id,
             )
             return
@@ -698,7 +442,7 @@ class InteractionWriter:
                 _ts(row.ended_at),
                 row.agent_id,
                 row.outcome,
-                _json(row.context),
+                json_text(row.context),
                 row.direction,
             )
             for leg in row.legs:
@@ -787,7 +531,7 @@ class InteractionWriter:
                 self._file_rows = 0
             bad: list[bytes] = []
             for number, (line, decoded) in enumerate(lines, start=self._read_lines + 1):
-                if isinstance(decoded, _Entry):
+                if isinstance(decoded, Entry):
                     self._memory.append(decoded)
                     self._from_file += 1
                     self._file_head_at = decoded.at
@@ -863,7 +607,7 @@ class InteractionWriter:
         if saved:
             log.warning("store.spooled_at_stop", path=str(spool.path), rows=saved)
 
-    def _submit_after_stop(self, entry: _Entry) -> None:
+    def _submit_after_stop(self, entry: Entry) -> None:
         """Late rows (nothing should submit after stop): straight to the file."""
         if self._file is not None:
             try:

@@ -18,7 +18,8 @@ from callcenter.crm.settings import CrmSettings, PinHashSettings
 from callcenter.crm.store import PgCrm
 from callcenter.errors import StoreError
 from callcenter.store.db import create_pool, migrate
-from callcenter.store.interactions import InteractionRow, InteractionWriter
+from callcenter.store.interactions import InteractionWriter
+from callcenter.store.rows import InteractionRow
 from callcenter.testing.databases import fresh_database
 
 pytestmark = pytest.mark.postgres

@@ -19,14 +19,8 @@ from structlog.testing import capture_logs
 from callcenter.errors import StoreError
 from callcenter.store import interactions
 from callcenter.store.db import create_pool, migrate
-from callcenter.store.interactions import (
-    AgentStateRow,
-    CallbackRow,
-    DecisionRow,
-    InteractionRow,
-    InteractionWriter,
-    Leg,
-)
+from callcenter.store.interactions import InteractionWriter
+from callcenter.store.rows import AgentStateRow, CallbackRow, DecisionRow, InteractionRow, Leg
 from callcenter.testing.databases import fresh_database
 from callcenter.testing.tcp_proxy import TcpProxy
 from callcenter.testing.waiting import until
@@ -171,6 +165,35 @@ async def test_beyond_the_memory_bound_rows_spill_to_the_spool_and_arrive_in_ord
     assert reasons == [f"r{i:02}" for i in range(20)]  # written in submission order
     assert seq == "19"  # the last version of the interaction is the one kept
     assert not spool.exists()  # every row read back is written: the file is gone
+
+
+async def test_during_an_outage_new_rows_go_to_disk_at_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    url = await _fresh(database_url)
+    pool = await create_pool(url)
+    spool = tmp_path / "spool" / "writer.jsonl"
+    writer = InteractionWriter(pool, spool=spool, max_memory_rows=1_000, retry_max=0.2)
+    await writer.start()
+    try:
+        await rename(pool, ("acd_decisions",), away=True)
+        writer.submit(decision("first"))
+        await until(lambda: writer.failures >= 1, 5, "the outage seen")
+        for i in range(5):
+            writer.submit(decision(f"r{i}"))
+        # Far below the memory bound, yet on disk: a kill -9 now loses one row.
+        await until(lambda: writer.spooled == 5, 5, "the outage's rows on disk")
+        assert writer.in_memory == 1
+        assert [line["row"]["reason"] for line in spool_lines(spool)] == [f"r{i}" for i in range(5)]
+        await rename(pool, ("acd_decisions",), away=False)
+        await writer.flush(timeout=20)
+        reasons = [
+            r["reason"] for r in await pool.fetch("SELECT reason FROM acd_decisions ORDER BY id")
+        ]
+    finally:
+        await writer.stop()
+        await pool.close()
+    assert reasons == ["first", *(f"r{i}" for i in range(5))]
 
 
 async def test_a_stop_with_a_backlog_spools_it_and_the_next_writer_writes_it_once(

@@ -18,8 +18,9 @@ from structlog.testing import capture_logs
 from callcenter.clock import ManualClock
 from callcenter.stats import Dimension, StatsConfig
 from callcenter.store.db import create_pool, migrate
-from callcenter.store.interactions import AgentStateRow, InteractionRow, InteractionWriter
+from callcenter.store.interactions import InteractionWriter
 from callcenter.store.interval_refresher import IntervalRefresher
+from callcenter.store.rows import AgentStateRow, InteractionRow
 from callcenter.store.stats import AgentInfo, fetch_intervals
 from callcenter.testing.databases import fresh_database
 

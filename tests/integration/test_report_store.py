@@ -25,14 +25,9 @@ from callcenter.stats import StatsConfig
 from callcenter.stats.model import DAY
 from callcenter.stats.reports import ALL
 from callcenter.store.db import create_pool, migrate
-from callcenter.store.interactions import (
-    AgentStateRow,
-    DecisionRow,
-    InteractionRow,
-    InteractionWriter,
-    Leg,
-)
+from callcenter.store.interactions import InteractionWriter
 from callcenter.store.reports import daily_report, fetch_contacts, fetch_queue_calls
+from callcenter.store.rows import AgentStateRow, DecisionRow, InteractionRow, Leg
 from callcenter.store.stats import AgentInfo, recompute_intervals
 from callcenter.testing.databases import fresh_database
 

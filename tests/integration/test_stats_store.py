@@ -12,7 +12,8 @@ import pytest
 from callcenter.errors import ConfigError, StoreError
 from callcenter.stats import AgentTime, Dimension, IntervalRow, StatsConfig
 from callcenter.store.db import create_pool, migrate
-from callcenter.store.interactions import AgentStateRow, InteractionRow, InteractionWriter
+from callcenter.store.interactions import InteractionWriter
+from callcenter.store.rows import AgentStateRow, InteractionRow
 from callcenter.store.stats import AgentInfo, fetch_intervals, recompute_intervals
 from callcenter.testing.databases import fresh_database
 
