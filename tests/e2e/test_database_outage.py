@@ -97,11 +97,11 @@ async def open_desktop(
 
 async def recorded_and_written(d: Daemon, calls: int) -> None:
     """Every recording processed (its metadata submitted), the writer drained."""
-    await until(
-        lambda: d.recordings is not None and len(d.recordings.done) == calls,
-        20,
-        "recordings processed",
-    )
+    worker = d.recordings
+    assert worker is not None
+    await until(lambda: len(worker.done) + worker.failures >= calls, 40, "recordings handled")
+    assert worker.failures == 0, "a recording failed: see recording.failed in the log"
+    assert len(worker.done) == calls
     # Backoff after failures: the writer retries at most writer_retry_max (5 s) apart.
     await until(
         lambda: d.writer is not None and d.writer.backlog == 0, 40, "backlog written", poll=0.1
