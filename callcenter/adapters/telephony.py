@@ -79,7 +79,7 @@ class Telephony:
         """Agent first: ring ``endpoint``; when answered, bridge it with ``caller``.
 
         The Originate is written before this returns; await the result for
-        Asterisk's acceptance (:meth:`AmiClient.originate_now`).
+        Asterisk's acceptance (:meth:`AmiClient.originate`).
 
         ``record_as``: the dialplan starts MixMonitor on the agent's leg the
         moment it answers, before the bridge (see :meth:`recording`): no
@@ -97,7 +97,7 @@ class Telephony:
         if record_as is not None:
             path, options = self.recording(record_as, separate_legs=separate_legs)
             recording = {"CC_RECORD_FILE": path, "CC_RECORD_OPTIONS": options}
-        return self.ami.originate_now(
+        return self.ami.originate(
             f"{self.config.technology}/{endpoint}",
             channel_id=channel_id,
             context=CONNECT_CONTEXT,
@@ -124,7 +124,7 @@ class Telephony:
         _check_token(endpoint, "endpoint")
         if not is_phone_number(number):
             raise AsteriskError(f"refusing callback number {number!r}: digits only")
-        return self.ami.originate_now(
+        return self.ami.originate(
             f"{self.config.technology}/{endpoint}",
             channel_id=channel_id,
             context=CALLBACK_CONTEXT,
