@@ -470,9 +470,15 @@ async def test_attended_transfer_consult_then_complete_or_cancel(
                 what="consulted party answered",
             )
             target = record.consult["target"] if record.consult else None
-            peer = d.tracker.peer_of(record.agent_leg)
-            assert peer is not None
-            assert peer.uniqueid == target  # the agent talks to the consulted party
+            assert target is not None
+            agent_leg = record.agent_leg
+            # DialEnd(ANSWER) says "talking"; the bridge's BridgeEnter follows it.
+            await until(
+                lambda: (
+                    (p := d.tracker.peer_of(agent_leg)) is not None and p.uniqueid == target
+                ),
+                what="the agent talks to the consulted party",
+            )
             status, body = await rest(d, "POST", f"/api/agents/a01/consult/{finish}")
             assert status == 200, body
             if finish == "complete":
