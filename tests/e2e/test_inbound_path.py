@@ -474,9 +474,7 @@ async def test_attended_transfer_consult_then_complete_or_cancel(
             agent_leg = record.agent_leg
             # DialEnd(ANSWER) says "talking"; the bridge's BridgeEnter follows it.
             await until(
-                lambda: (
-                    (p := d.tracker.peer_of(agent_leg)) is not None and p.uniqueid == target
-                ),
+                lambda: (p := d.tracker.peer_of(agent_leg)) is not None and p.uniqueid == target,
                 what="the agent talks to the consulted party",
             )
             status, body = await rest(d, "POST", f"/api/agents/a01/consult/{finish}")
