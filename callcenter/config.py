@@ -91,7 +91,8 @@ class DatabaseConfig(BaseModel, extra="forbid"):
     # The records writer (callcenter.store.interactions): rows waiting in
     # memory at most; beyond, they go to a spool file in `spool_dir`
     # (relative to the working directory), which is also where unwritten rows
-    # go at stop and are replayed from at start.
+    # go at stop and are replayed from at start. Rows PostgreSQL refuses go to
+    # `interactions-<node>.jsonl.rejected` there (`callcenter db replay-rejected`).
     writer_max_memory_rows: int = Field(default=50_000, ge=1)
     spool_dir: Path = Path("var/spool")
     # One write (acquire + statements + commit) gives up after this long and

@@ -57,6 +57,7 @@ class DaemonHealth:
     db_writer_oldest_seconds: float = 0.0
     db_writer_failures: int = 0
     db_writer_spool_failures: int = 0
+    db_writer_rejected_rows: int = 0
 
 
 HealthProbe = Callable[[], DaemonHealth]
@@ -281,6 +282,12 @@ class StatsCollector(Collector):
             f"{NAMESPACE}_db_writer_spool_failures",
             "Spool file operations that failed (records kept in memory meanwhile).",
             value=health.db_writer_spool_failures,
+        )
+        yield CounterMetricFamily(
+            f"{NAMESPACE}_db_writer_rejected_rows",
+            "Records PostgreSQL refused (data or integrity error), set aside in the"
+            " rejected file and not retried.",
+            value=health.db_writer_rejected_rows,
         )
 
 

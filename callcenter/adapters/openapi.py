@@ -34,7 +34,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("POST", "/api/agents/{agent}/conference"): {"properties": {"number": _TEXT, "agent": _TEXT}},
     ("POST", "/api/agents/{agent}/callbacks"): {
-        "properties": {"interaction": _TEXT, "number": _TEXT, "at": _TEXT},
+        "properties": {"interaction": _TEXT, "number": _TEXT, "at": _TEXT, "until": _TEXT},
         "required": ["interaction", "number"],
     },
     ("POST", "/api/agents/{agent}/dial"): {

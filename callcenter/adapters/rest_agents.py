@@ -13,7 +13,9 @@
     POST /api/agents/{agent}/hold | /resume | /hangup
     POST /api/agents/{agent}/dial       {"number": "0612345678"}  (click-to-call; "queue" optional)
     POST /api/agents/{agent}/callbacks  {"interaction": "...", "number": "0612345678",
-                                         "at": "2026-12-02T15:30:00+01:00"}  (at: optional)
+                                         "at": "2026-12-02T15:30:00+01:00",
+                                         "until": "2026-12-02T18:00:00+01:00"}
+                                        (at, until: optional; not taken by "until": expired)
     POST /api/interactions/{id}/disposition  {"agent": "a03", "code": "resolved", "notes": ""}
     POST /api/agents/{agent}/message    {"text": "..."}  (supervisor -> agent desktop)
     POST /api/supervisors/{sup}/coach   {"agent": "a03", "mode": "listen|whisper|barge"}
@@ -188,21 +190,36 @@ def agent_routes(
         interaction = text_field(data, "interaction", required=True) or ""
         number = text_field(data, "number", required=True) or ""
         at_text = text_field(data, "at", required=False)
-        not_before: float | None = None
-        if at_text is not None:
+        until_text = text_field(data, "until", required=False)
+
+        def moment_of(name: str, text: str | None) -> float | None:
+            if text is None:
+                return None
             try:
-                moment = datetime.fromisoformat(at_text)
+                moment = datetime.fromisoformat(text)
             except ValueError:
-                raise json_error(400, "'at' must be an ISO 8601 date-time") from None
+                raise json_error(400, f"'{name}' must be an ISO 8601 date-time") from None
             if moment.tzinfo is None:
-                raise json_error(400, "'at' needs a time zone offset, e.g. +01:00")
-            not_before = moment.timestamp()
+                raise json_error(400, f"'{name}' needs a time zone offset, e.g. +01:00")
+            return moment.timestamp()
+
+        not_before = moment_of("at", at_text)
+        not_after = moment_of("until", until_text)
+        if not_after is not None:
+            if not_before is not None and not_after <= not_before:
+                raise json_error(400, "'until' must be after 'at' (the window would be empty)")
+            if not_after <= callpath.clock.wall():
+                raise json_error(400, "'until' is in the past: the callback could never be made")
         try:
-            callback = callpath.schedule_callback(agent, interaction, number, not_before)
+            callback = callpath.schedule_callback(agent, interaction, number, not_before, not_after)
         except RoutingError as exc:
             raise json_error(409, str(exc)) from None
-        await audited(request, "callback.schedule", agent, number=number, at=at_text)
-        return web.json_response({"callback": callback, "not_before": not_before})
+        await audited(
+            request, "callback.schedule", agent, number=number, at=at_text, until=until_text
+        )
+        return web.json_response(
+            {"callback": callback, "not_before": not_before, "not_after": not_after}
+        )
 
     async def dial(request: web.Request) -> web.Response:
         data = await json_body(request)

@@ -10,6 +10,12 @@ Every other ``/api`` route needs ``Authorization: Bearer <token>``: 401
 without a valid one, 403 when the role or the target forbids the action
 (see :mod:`callcenter.cti.access`). With ``http.auth = off`` (loopback only,
 for a lab or a test) every request acts as a local admin.
+
+While PostgreSQL cannot be reached, sessions already open keep working and
+a user who logged in since the daemon started may log in again (the user
+store answers from memory and writes back later, see
+:mod:`callcenter.store.users`); any other token or login gets 503
+"authentication unavailable, try again", never a 500.
 """
 
 from __future__ import annotations
@@ -131,13 +137,14 @@ def auth_routes(users_of: UsersProvider) -> list[web.RouteDef]:
         # NUL or a lone surrogate never reaches the database driver.
         if not _LOGIN.fullmatch(name) or len(password) > 256 or "\x00" in password:
             raise json_error(401, "wrong login or password")
+        now = _now()
         try:
-            token, who = await users.login(name, password, _now())
+            token, who = await users.login(name, password, now)
         except NotAuthenticated as exc:
             raise json_error(401, str(exc)) from None
         except StoreError:
             raise json_error(503, "authentication unavailable, try again") from None
-        expires = _now() + users.session_ttl
+        expires = now + users.session_ttl
         return web.json_response(
             {
                 "token": token,
@@ -152,7 +159,11 @@ def auth_routes(users_of: UsersProvider) -> list[web.RouteDef]:
     async def logout(request: web.Request) -> web.Response:
         users = users_of()
         if users is not None:
-            await users.logout(bearer(request))
+            try:
+                # Revoked at once in memory, written when the database is back.
+                await users.logout(bearer(request), _now())
+            except StoreError:
+                raise json_error(503, "logout not recorded, try again") from None
         return web.json_response({"logged_out": True})
 
     async def me(request: web.Request) -> web.Response:

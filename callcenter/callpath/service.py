@@ -30,7 +30,6 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import structlog
@@ -42,6 +41,7 @@ from callcenter.adapters.telephony import (
     Telephony,
     is_phone_number,
 )
+from callcenter.callpath.phases import FINISHED, Phase, PhaseEvent, next_phase
 from callcenter.callpath.ports import AcdPort, AgentProfile, InteractionRequest, OfferDecision
 from callcenter.callpath.site import RouteSetup, Site
 from callcenter.clock import Clock
@@ -74,24 +74,11 @@ from callcenter.stats.events import (
 from callcenter.store.rows import AgentStateRow, CallbackRow, DecisionRow, InteractionRow, Leg
 from callcenter.tasks import cancel_and_wait
 
+__all__ = ["CallPath", "CallRecord", "Phase", "PhaseEvent", "row_of"]
+
 log = structlog.get_logger("callcenter.callpath")
 
 
-class Phase(StrEnum):
-    WAITING = "waiting"
-    RINGING = "ringing"
-    DIALING = "dialing"
-    """A callback: the agent answered, the customer is being dialled."""
-    CONNECTED = "connected"
-    COMPLETED = "completed"
-    ABANDONED = "abandoned"
-    CALLBACK = "callback"
-    """The caller left the queue asking to be called back."""
-    FAILED = "failed"
-    """A callback that reached its last attempt without the customer."""
-
-
-_FINISHED = frozenset({Phase.COMPLETED, Phase.ABANDONED, Phase.CALLBACK, Phase.FAILED})
 TRANSFER_CONTEXT = "callcenter-transfer"
 RESTART = "restart"
 # A placed agent leg has rung out (its Originate Timeout is the ring timeout)
@@ -134,6 +121,8 @@ class CallRecord:
     """For a callback, the interaction the caller left."""
     attempts: list[dict[str, object]] = field(default_factory=list)
     not_before_wall: float | None = None
+    not_after_wall: float | None = None
+    """A callback's window end (wall clock): dropped ("expired") if nobody took it by then."""
     context: dict[str, object] = field(default_factory=dict)
     """What follows the call on a transfer: customer data, IVR answers, notes."""
     disposition: str | None = None
@@ -147,13 +136,19 @@ class CallRecord:
     hold_seconds: float = 0.0
     _path: CallPath | None = field(default=None, repr=False)
 
+    def advance(self, event: PhaseEvent) -> Phase:
+        """Move to the phase the table (callpath/phases.py) gives for ``event``;
+        raises IllegalTransition, the phase unchanged, if it forbids it."""
+        self.phase = next_phase(self.phase, event)
+        return self.phase
+
     @property
     def waiting(self) -> bool:
         return self.phase in (Phase.WAITING, Phase.RINGING)
 
     @property
     def finished(self) -> bool:
-        return self.phase in _FINISHED
+        return self.phase in FINISHED
 
     @property
     def enqueued_wall(self) -> float:
@@ -361,8 +356,8 @@ class CallPath:
         assert isinstance(ticket, CallRecord)
         if ticket.phase is not Phase.WAITING:
             raise RoutingError(f"interaction {ticket.interaction_id} is no longer waiting")
+        ticket.advance(PhaseEvent.LEFT_FOR_CALLBACK)
         ticket.callback_number = number
-        ticket.phase = Phase.CALLBACK
         self._stat(CallbackRequested(self.clock.now(), ticket.interaction_id))
         self._finish(ticket)
         self._apply(self.acd.interaction_abandoned(self.clock.now(), ticket.interaction_id))
@@ -409,6 +404,7 @@ class CallPath:
                 origin=row.origin,
                 attempts=[dict(a) for a in row.attempts],
                 not_before_wall=row.not_before,
+                not_after_wall=row.not_after,
                 _path=self,
             )
             if row.queue not in self.site.queues:
@@ -507,7 +503,7 @@ class CallPath:
         return adopted
 
     def _enqueue_callback(self, record: CallRecord) -> None:
-        record.phase = Phase.WAITING
+        """A callback waits (new, restored, or retried: already ``waiting``)."""
         record.agent_id = record.agent_leg = None
         if record.interaction_id not in self.calls:
             queue_skills = self.site.queues[record.queue].skills
@@ -525,9 +521,11 @@ class CallPath:
         self.calls[record.interaction_id] = record
         self._callbacks_pending(record.queue)
         self._persist_callback(record, "pending")
-        due = None
+        due = end = None
         if record.not_before_wall is not None:
             due = self.clock.now() + max(0.0, record.not_before_wall - self.clock.wall())
+        if record.not_after_wall is not None:
+            end = self.clock.now() + max(0.0, record.not_after_wall - self.clock.wall())
         queue = self.site.queues[record.queue]
         self._apply(
             self.acd.interaction_arrived(
@@ -541,6 +539,7 @@ class CallPath:
                     customer_id=record.callback_number,
                     enqueued_at=record.arrived_at,
                     not_before=due,
+                    not_after=end,
                     agent_id=record.target_agent,
                     kind="callback",
                 ),
@@ -569,6 +568,7 @@ class CallPath:
                 status=status,
                 attempts=tuple(record.attempts),
                 agent_id=record.agent_id,
+                not_after=record.not_after_wall,
             )
         )
 
@@ -623,7 +623,7 @@ class CallPath:
             {"at": round(self.clock.wall(), 3), "agent": record.agent_id, "result": change.status}
         )
         if change.status == "ANSWER":
-            record.phase = Phase.CONNECTED
+            record.advance(PhaseEvent.CUSTOMER_ANSWERED)
             record.answered_at = self.clock.now()
             self._answered_stat(record, record.answered_at)
             log.info("callback.connected", interaction=record.interaction_id, agent=record.agent_id)
@@ -668,11 +668,11 @@ class CallPath:
         assert record.agent_id is not None
         now = self.clock.now()
         if record.kind == "callback":
-            record.phase = Phase.DIALING
+            record.advance(PhaseEvent.CUSTOMER_DIALING)
             log.info("callback.dialing", interaction=record.interaction_id, agent=record.agent_id)
             self._apply(self.acd.offer_answered(now, record.interaction_id, record.agent_id))
             return
-        record.phase = Phase.CONNECTED
+        record.advance(PhaseEvent.ANSWERED)
         record.answered_at = now
         self._answered_stat(record, now)
         log.info(
@@ -706,10 +706,10 @@ class CallPath:
     def _offer_failed(self, record: CallRecord, why: str) -> None:
         assert record.agent_id is not None
         agent = record.agent_id
+        record.advance(PhaseEvent.RONA)
         log.info("call.rona", interaction=record.interaction_id, agent=agent, why=why)
         self._settled(record.agent_leg or "")
         self._by_leg.pop(record.agent_leg or "", None)
-        record.phase = Phase.WAITING
         record.agent_id = None
         record.agent_leg = None
         self._apply(self.acd.offer_failed(self.clock.now(), record.interaction_id, agent, why))
@@ -753,7 +753,7 @@ class CallPath:
                 self._callback_attempt_over(record, now)
 
     def _abandon(self, record: CallRecord, where: str) -> None:
-        record.phase = Phase.ABANDONED
+        record.advance(PhaseEvent.ABANDONED)
         record.abandoned_where = where
         self._stat(Abandoned(self.clock.now(), record.interaction_id))
         log.info(
@@ -766,7 +766,7 @@ class CallPath:
         self._apply(self.acd.interaction_abandoned(self.clock.now(), record.interaction_id))
 
     def _complete(self, record: CallRecord, now: float) -> None:
-        record.phase = Phase.COMPLETED
+        record.advance(PhaseEvent.HUNG_UP)
         self._end_hold(record)
         if "transfer" in record.context:
             self._stat(Transferred(now, record.interaction_id))
@@ -780,8 +780,16 @@ class CallPath:
         self._apply(self.acd.interaction_ended(now, record.interaction_id))
 
     def _callback_attempt_over(self, record: CallRecord, now: float) -> None:
-        """The agent's leg ended before the customer answered: retry or give up."""
-        if not record.attempts or record.attempts[-1].get("agent") != record.agent_id:
+        """The agent's leg ended before the customer answered: retry or give
+        up (no attempt left, or the next one would start after the window)."""
+        queue = self.site.queues[record.queue]
+        unrecorded = not record.attempts or record.attempts[-1].get("agent") != record.agent_id
+        retry_at = self.clock.wall() + queue.callback_retry_delay
+        exhausted = len(record.attempts) + unrecorded >= queue.callback_attempts or (
+            record.not_after_wall is not None and retry_at >= record.not_after_wall
+        )
+        record.advance(PhaseEvent.ATTEMPTS_EXHAUSTED if exhausted else PhaseEvent.RETRY)
+        if unrecorded:
             record.attempts.append(
                 {
                     "at": round(self.clock.wall(), 3),
@@ -789,22 +797,31 @@ class CallPath:
                     "result": "AGENT_HANGUP",
                 }
             )
-        queue = self.site.queues[record.queue]
         self._by_leg.pop(record.agent_leg or "", None)
         self._apply(self.acd.interaction_ended(now, record.interaction_id))
-        if len(record.attempts) >= queue.callback_attempts:
-            record.phase = Phase.FAILED
+        if exhausted:
             log.info(
                 "callback.failed", interaction=record.interaction_id, attempts=len(record.attempts)
             )
             self._finish(record)
             self._persist_callback(record, "failed")
             return
-        record.not_before_wall = self.clock.wall() + queue.callback_retry_delay
+        record.not_before_wall = retry_at
         log.info(
             "callback.retry", interaction=record.interaction_id, delay=queue.callback_retry_delay
         )
         self._enqueue_callback(record)
+
+    def _expired(self, interaction_id: str) -> None:
+        """The ACD dropped a waiting callback whose window closed (it is no
+        longer in the ACD): finished, stored as expired, never offered."""
+        record = self.calls.get(interaction_id)
+        if record is None:
+            return
+        record.advance(PhaseEvent.EXPIRED)
+        log.info("callback.expired", interaction=interaction_id, attempts=len(record.attempts))
+        self._finish(record)
+        self._persist_callback(record, "expired")
 
     def _finish(self, record: CallRecord) -> None:
         record.ended_at = self.clock.now()
@@ -964,15 +981,22 @@ class CallPath:
         priority: int = 0,
         origin: str | None = None,
         not_before_wall: float | None = None,
+        not_after_wall: float | None = None,
         target_agent: str | None = None,
         context: dict[str, object] | None = None,
     ) -> str:
         """A callback interaction: when an agent is free (and not before
-        ``not_before_wall``), the agent's phone rings first, then ``number``."""
+        ``not_before_wall``), the agent's phone rings first, then ``number``.
+        Still waiting at ``not_after_wall``: dropped, its phase ``expired``."""
         if queue not in self.site.queues:
             raise RoutingError(f"unknown queue {queue!r}")
         if not is_phone_number(number):
             raise RoutingError(f"not a phone number: {number!r}")
+        if not_after_wall is not None:
+            if not_after_wall <= self.clock.wall():
+                raise RoutingError("the callback window must end in the future")
+            if not_before_wall is not None and not_after_wall <= not_before_wall:
+                raise RoutingError("the callback window must end after it starts")
         callback = CallRecord(
             interaction_id=str(uuid.uuid4()),
             node=self.node,
@@ -989,6 +1013,7 @@ class CallPath:
             kind="callback",
             origin=origin,
             not_before_wall=not_before_wall,
+            not_after_wall=not_after_wall,
             target_agent=target_agent,
             context=dict(context or {}),
             _path=self,
@@ -1004,10 +1029,16 @@ class CallPath:
         return callback.interaction_id
 
     def schedule_callback(
-        self, agent_id: str, interaction_id: str, number: str, not_before_wall: float | None
+        self,
+        agent_id: str,
+        interaction_id: str,
+        number: str,
+        not_before_wall: float | None,
+        not_after_wall: float | None = None,
     ) -> str:
         """The agent promises the customer a call back (at a time, or as soon
-        as an agent is free): a callback interaction in the same queue."""
+        as an agent is free; by ``not_after_wall`` at the latest, else it
+        expires): a callback interaction in the same queue."""
         origin = self.recent(interaction_id)
         if origin is None:
             raise RoutingError(f"unknown interaction {interaction_id!r}")
@@ -1020,6 +1051,7 @@ class CallPath:
             priority=origin.priority,
             origin=origin.interaction_id,
             not_before_wall=not_before_wall,
+            not_after_wall=not_after_wall,
             context={"scheduled_by": agent_id},
         )
 
@@ -1149,7 +1181,7 @@ class CallPath:
                 f"unknown disposition {code!r} (known: {', '.join(self.site.dispositions)})"
             )
         record.disposition, record.notes = code, notes
-        if record.phase in _FINISHED and self.on_finished is not None:
+        if record.phase in FINISHED and self.on_finished is not None:
             self.on_finished(record)  # an upsert: the stored row gets the code
         if self.on_disposition is not None:
             self.on_disposition(record)
@@ -1196,6 +1228,9 @@ class CallPath:
 
     def _drain_records(self) -> None:
         audit, states = self.acd.take_records()
+        for entry in audit:
+            if entry.kind == "expired" and entry.interaction_id is not None:
+                self._expired(entry.interaction_id)
         for change in states:
             setup = self.site.agents.get(change.agent_id)
             self._stat(
@@ -1230,7 +1265,7 @@ class CallPath:
             if record is None or endpoint is None or record.phase is not Phase.WAITING:
                 log.error("call.offer_inconsistent", offer=str(offer))
                 continue
-            record.phase = Phase.RINGING
+            record.advance(PhaseEvent.OFFERED)
             record.agent_id = offer.agent_id
             record.offers += 1
             leg = self.telephony.new_channel_id()
@@ -1309,10 +1344,10 @@ class CallPath:
 
     def _offer_not_placed(self, record: CallRecord, why: str) -> None:
         assert record.agent_id is not None
+        record.advance(PhaseEvent.NOT_PLACED)
         log.warning("call.offer_not_placed", interaction=record.interaction_id, error=why)
         self._by_leg.pop(record.agent_leg or "", None)
         agent, record.agent_id, record.agent_leg = record.agent_id, None, None
-        record.phase = Phase.WAITING
         self._apply(
             self.acd.offer_cancelled(
                 self.clock.now(), record.interaction_id, agent, f"not placed: {why}"

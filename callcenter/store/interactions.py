@@ -38,6 +38,24 @@ Writes
     agent states carry ``row_key``, a UUID given at submit (kept in the
     spool) and unique in their table (``ON CONFLICT DO NOTHING``).
 
+Refused rows
+    A row PostgreSQL refuses for what it holds (:func:`refusal`: SQLSTATE
+    class 22, data exception, e.g. a NUL byte or a value out of range; class
+    23, integrity violation, e.g. a check constraint; asyncpg reports an
+    argument it cannot encode as 22000 too) would fail forever and block
+    every row behind it. Each row is written on its own (one transaction: an interaction with its
+    legs), so the refused row is known: it goes to the rejected file beside
+    the spool (``<spool>.rejected``, :mod:`callcenter.store.spool`) with the
+    SQLSTATE, the message and the time, is logged (``store.row_rejected``:
+    kind, key, reason) and counted (``rejected``), and the next rows go on.
+    It is never retried automatically: ``callcenter db replay-rejected``
+    (:func:`replay_rejected`) writes it again once the cause is fixed. If
+    the rejected file cannot be written, the row stays at the head and is
+    tried again after the backoff (never dropped). Without a spool file the
+    row is only logged, in full. Everything else (connection lost, too many
+    connections, admin shutdown, serialization failure, a missing table, a
+    timeout, a bug) is retried as above.
+
 The rows are :mod:`callcenter.store.rows`; the spool file's format and
 operations are :mod:`callcenter.store.spool`.
 """
@@ -46,12 +64,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -63,10 +83,20 @@ from callcenter.store.rows import (
     AgentStateRow,
     CallbackRow,
     DecisionRow,
+    InteractionRow,
     Row,
     json_text,
 )
-from callcenter.store.spool import Entry, SpoolFile, encode_entry
+from callcenter.store.spool import (
+    Entry,
+    SpoolFile,
+    append_rejected,
+    encode_entry,
+    encode_rejected,
+    kind_of,
+    read_rejected,
+    settle_rejected,
+)
 from callcenter.tasks import cancel_and_wait
 
 log = structlog.get_logger("callcenter.store")
@@ -77,6 +107,48 @@ _READ_CHUNK = 2_000
 """Spool lines read back at once (in a thread)."""
 _SPOOL_BATCH = 1_000
 """Rows appended to the spool per write and fsync."""
+REFUSED_SQLSTATE_CLASSES = frozenset({"22", "23"})
+"""SQLSTATE classes that refuse a row for good: data exception, integrity
+constraint violation."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why PostgreSQL refuses a row: writing it again cannot succeed."""
+
+    sqlstate: str
+    error: str
+
+
+def refusal(exc: BaseException) -> Refusal | None:
+    """The refusal ``exc`` is, or None: a failure to retry.
+
+    Refused: SQLSTATE class 22 (data exception: a NUL byte or an invalid
+    byte sequence in a text, a value too long or out of range, a malformed
+    JSON value...), class 23 (integrity violation: a check, a foreign key, a
+    unique index other than the one the row is idempotent on, which ``ON
+    CONFLICT`` absorbs). asyncpg raises an argument it cannot encode (not a
+    UUID, an integer beyond int32) as ``DataError``, 22000, before sending.
+    Anything else is the database's state, not the row's, and is retried:
+    connection errors (08), too many connections (53), admin shutdown (57),
+    serialization failure and deadlock (40), a table renamed away (42),
+    timeouts, OS errors, bugs.
+    """
+    if not isinstance(exc, asyncpg.PostgresError):
+        return None
+    sqlstate = str(exc.sqlstate or "")
+    if sqlstate[:2] not in REFUSED_SQLSTATE_CLASSES:
+        return None
+    return Refusal(sqlstate, f"{type(exc).__name__}: {exc}")  # with its DETAIL line
+
+
+def _row_id(row: Row) -> str | None:
+    if isinstance(row, InteractionRow):
+        return row.interaction_id
+    if isinstance(row, CallbackRow):
+        return row.callback_id
+    return None
+
 
 _UPSERT = """
 INSERT INTO interactions (id, channel, direction, node, linkedid, queue, caller_number,
@@ -90,10 +162,10 @@ ON CONFLICT (id) DO UPDATE SET
 
 _CALLBACK = """
 INSERT INTO callbacks (id, origin, node, queue, number, language, priority, enqueued_at,
-    not_before, status, attempts, agent_id, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now())
+    not_before, status, attempts, agent_id, updated_at, not_after)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now(), $13)
 ON CONFLICT (id) DO UPDATE SET
-    not_before = EXCLUDED.not_before, status = EXCLUDED.status,
+    not_before = EXCLUDED.not_before, not_after = EXCLUDED.not_after, status = EXCLUDED.status,
     attempts = EXCLUDED.attempts, agent_id = EXCLUDED.agent_id, updated_at = now()
 """
 
@@ -144,8 +216,8 @@ async def pending_callbacks(pool: asyncpg.Pool, node: str) -> list[CallbackRow]:
     rows = await pool.fetch(
         "SELECT id::text, origin::text, node, queue, number, language, priority,"
         " extract(epoch FROM enqueued_at) AS enqueued, extract(epoch FROM not_before) AS due,"
-        " status, attempts::text, agent_id FROM callbacks"
-        " WHERE node = $1 AND status = 'pending' ORDER BY enqueued_at",
+        " status, attempts::text, agent_id, extract(epoch FROM not_after) AS ends"
+        " FROM callbacks WHERE node = $1 AND status = 'pending' ORDER BY enqueued_at",
         node,
     )
     return [
@@ -162,6 +234,7 @@ async def pending_callbacks(pool: asyncpg.Pool, node: str) -> list[CallbackRow]:
             r["status"],
             tuple(json.loads(r["attempts"])),
             r["agent_id"],
+            None if r["ends"] is None else float(r["ends"]),
         )
         for r in rows
     ]
@@ -218,10 +291,16 @@ class InteractionWriter:
         self.spool_failures = 0
         """Spool operations that failed (rows stay in memory meanwhile)."""
         self.corrupt_lines = 0
+        self.rejected = 0
+        """Rows PostgreSQL refused, set aside in the rejected file (not retried)."""
 
     @property
     def spool_path(self) -> Path | None:
         return None if self._file is None else self._file.path
+
+    @property
+    def rejected_path(self) -> Path | None:
+        return None if self._file is None else self._file.rejected
 
     @property
     def backlog(self) -> int:
@@ -336,6 +415,26 @@ class InteractionWriter:
                 try:
                     await self._write_bounded(entry)
                 except Exception as exc:
+                    refused = refusal(exc)
+                    if refused is not None:
+                        self._failing = False
+                        try:
+                            await self._io(functools.partial(self._set_aside, entry, refused))
+                        except Exception as failure:
+                            # Kept at the head (never dropped): written and
+                            # refused again after the backoff, then set aside.
+                            self.spool_failures += 1
+                            log.error(
+                                "store.reject_failed",
+                                path=str(self.rejected_path),
+                                error=f"{type(failure).__name__}: {failure}",
+                                retry_in=delay,
+                            )
+                            await asyncio.sleep(delay)
+                            delay = min(self._retry_max, delay * 2)
+                            continue
+                        delay = RETRY_MIN
+                        continue
                     self.failures += 1
                     self._failing = True
                     log.error(
@@ -350,20 +449,55 @@ class InteractionWriter:
                     continue
                 delay = RETRY_MIN
                 self._failing = False
-                self._memory.popleft()
                 self.written += 1
-                if entry.from_spool:
-                    self._from_file -= 1
-                    if not self._from_file and not self._file_rows:
-                        await self._io(self._remove_consumed)
-                if not self.backlog:
-                    self._drained.set()
+                await self._done(entry)
             except Exception as exc:
                 # A bug or a failing disk (reading the spool back): never a
                 # dead writer, never a busy loop.
                 log.exception("store.writer_error", error=repr(exc), retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(self._retry_max, delay * 2)
+
+    async def _done(self, entry: Entry) -> None:
+        """The head row is written or set aside: the queue moves on."""
+        self._memory.popleft()
+        if entry.from_spool:
+            self._from_file -= 1
+            if not self._from_file and not self._file_rows:
+                await self._io(self._remove_consumed)
+        if not self.backlog:
+            self._drained.set()
+
+    async def _set_aside(self, entry: Entry, refused: Refusal) -> None:
+        """The refused head row to the rejected file (logged, counted); the
+        queue moves on. One job, so a stop meanwhile does not spool it again."""
+        row = entry.row
+        fields = {
+            "kind": kind_of(row),
+            "key": str(entry.key),
+            "id": _row_id(row),
+            "sqlstate": refused.sqlstate,
+            "error": refused.error,
+        }
+        path = self.rejected_path
+        if path is None:
+            log.error("store.row_rejected", **fields, row=repr(row), moved_to=None)
+        else:
+            try:
+                line = encode_rejected(entry, refused.sqlstate, refused.error, self._clock())
+            except (TypeError, ValueError) as exc:
+                # Not even JSON: the log is its only trace.
+                log.error("store.row_rejected", **fields, row=repr(row), unsaved=str(exc))
+            else:
+                await asyncio.to_thread(append_rejected, path, line)
+                log.error("store.row_rejected", **fields, moved_to=str(path))
+        self.rejected += 1
+        await self._done(entry)
+
+    async def write_once(self, entry: Entry) -> None:
+        """Write one row now, within ``write_timeout``, without the queue or
+        retries (the replay of rejected rows); raises what the write raised."""
+        await self._write_bounded(entry)
 
     async def _write_bounded(self, entry: Entry) -> None:
         """One write within ``write_timeout``. On timeout the connection is
@@ -424,6 +558,7 @@ class InteractionWriter:
                 row.status,
                 json_text(list(row.attempts)),
                 row.agent_id,
+                _ts(row.not_after),
             )
             return
         async with connection.transaction():
@@ -624,3 +759,68 @@ class InteractionWriter:
             log.warning("store.spooled_after_stop", path=str(self._file.path), rows=1)
             return
         log.error("store.unwritten_at_stop", backlog=1, row=repr(entry.row))
+
+
+# -- replaying the rejected rows ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    written: int
+    refused: int
+    """Still refused: kept in the file, with the new reason."""
+    unreadable: int
+    """Lines that cannot be decoded: kept as they are."""
+    stopped: str | None
+    """The failure (database unavailable...) that stopped the replay: this
+    row and the next ones are kept as they were."""
+
+
+async def replay_rejected(
+    pool: asyncpg.Pool,
+    path: Path,
+    *,
+    write_timeout: float = 10.0,
+    clock: Callable[[], float] = time.time,
+) -> ReplayResult:
+    """Write the rejected file's rows again, in order (``callcenter db
+    replay-rejected``); the file keeps only those still refused (and lines
+    a writer appended meanwhile). Rows keep their idempotency key: a second
+    replay stores nothing twice."""
+    lines, consumed = await asyncio.to_thread(read_rejected, path)
+    writer = InteractionWriter(pool, write_timeout=write_timeout, clock=clock)
+    keep: list[bytes] = []
+    written = refused_count = unreadable = 0
+    stopped: str | None = None
+    for number, (line, decoded) in enumerate(lines, start=1):
+        if stopped is not None:
+            keep.append(line)
+            continue
+        if not isinstance(decoded, Entry):
+            unreadable += 1
+            keep.append(line)
+            log.error("store.rejected_line_corrupt", path=str(path), line=number, error=decoded)
+            continue
+        try:
+            await writer.write_once(decoded)
+        except Exception as exc:
+            refused = refusal(exc)
+            if refused is None:
+                stopped = f"{type(exc).__name__}: {exc}"
+                keep.append(line)
+                continue
+            refused_count += 1
+            keep.append(encode_rejected(decoded, refused.sqlstate, refused.error, clock()))
+            log.error(
+                "store.row_still_rejected",
+                kind=kind_of(decoded.row),
+                key=str(decoded.key),
+                id=_row_id(decoded.row),
+                sqlstate=refused.sqlstate,
+                error=refused.error,
+            )
+            continue
+        written += 1
+    if lines:
+        await asyncio.to_thread(settle_rejected, path, b"".join(keep), consumed)
+    return ReplayResult(written, refused_count, unreadable, stopped)

@@ -55,9 +55,11 @@ class CallbackRow:
     priority: int
     enqueued_at: float
     not_before: float | None
-    status: str  # pending, done, failed, cancelled
+    status: str  # pending, done, failed, expired, cancelled
     attempts: tuple[dict[str, Any], ...] = ()
     agent_id: str | None = None
+    not_after: float | None = None
+    """The window's end: still pending then, the callback expires."""
 
 
 @dataclass(frozen=True, slots=True)

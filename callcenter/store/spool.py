@@ -13,6 +13,18 @@ cannot be read back is appended to ``<file>.bad`` and logged
 (``store.spool_line_corrupt``, with the file and line number); the other
 lines go on. ``<file>.lock`` is locked (``flock``) while a writer uses the
 file: a second daemon on the same file refuses to start.
+
+``<file>.rejected`` holds the rows PostgreSQL refused for what they hold
+(a data exception or an integrity violation: writing them again can never
+succeed), never retried automatically: the same lines, each with why::
+
+    {"v":1,"key":...,"kind":...,"row":{...},
+     "rejected":{"sqlstate":"22021","error":"<message>","at":<epoch s>}}
+
+``callcenter db replay-rejected`` writes them again once the cause is fixed
+and keeps those still refused. Both sides lock the file itself (``flock``)
+and check, once they hold the lock, that it is still the file at that path
+(the replay replaces or removes it).
 """
 
 from __future__ import annotations
@@ -24,6 +36,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,18 +73,42 @@ class Entry:
     from_spool: bool = False
 
 
+def spool_path(spool_dir: Path, node: str) -> Path:
+    """The writer's spool file for ``node`` in ``database.spool_dir``."""
+    return spool_dir / f"interactions-{node}.jsonl"
+
+
+def rejected_path(spool: Path) -> Path:
+    """The file of the rows PostgreSQL refused, beside the spool file."""
+    return spool.with_name(spool.name + ".rejected")
+
+
+def kind_of(row: Row) -> str:
+    """The row's kind as the spool names it (``interaction``...)."""
+    return _KIND_OF[type(row)]
+
+
+def _record(entry: Entry) -> dict[str, Any]:
+    return {
+        "v": SPOOL_VERSION,
+        "key": str(entry.key),
+        "at": entry.at,
+        "kind": kind_of(entry.row),
+        "row": dataclasses.asdict(entry.row),
+    }
+
+
 def encode_entry(entry: Entry) -> bytes:
     """One spool line (with its newline)."""
-    line = json_text(
-        {
-            "v": SPOOL_VERSION,
-            "key": str(entry.key),
-            "at": entry.at,
-            "kind": _KIND_OF[type(entry.row)],
-            "row": dataclasses.asdict(entry.row),
-        }
-    )
-    return (line + "\n").encode()
+    return (json_text(_record(entry)) + "\n").encode()
+
+
+def encode_rejected(entry: Entry, sqlstate: str, error: str, at: float) -> bytes:
+    """One line of the rejected file: the spool line and why PostgreSQL
+    refused the row."""
+    record = _record(entry)
+    record["rejected"] = {"sqlstate": sqlstate, "error": error, "at": at}
+    return (json_text(record) + "\n").encode()
 
 
 def decode_entry(line: bytes) -> Entry:
@@ -115,6 +152,7 @@ class SpoolFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.bad = path.with_name(path.name + ".bad")
+        self.rejected = rejected_path(path)
         self.lock_path = path.with_name(path.name + ".lock")
         self._lock_fd: int | None = None
 
@@ -212,3 +250,93 @@ class SpoolFile:
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+# -- the rejected file -------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _locked(path: Path, *, create: bool) -> Iterator[int | None]:
+    """``path`` open for appending and locked (``flock``); None when it does
+    not exist (and not ``create``). Opened again if it was replaced or
+    removed while we waited for the lock."""
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | (os.O_CREAT if create else 0), 0o644)
+        except FileNotFoundError:
+            if create:
+                raise
+            yield None
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                named = os.stat(path)
+            except FileNotFoundError:
+                continue
+            held = os.fstat(fd)
+            if (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino):
+                yield fd
+                return
+        finally:
+            os.close(fd)  # releases the lock
+
+
+def append_rejected(path: Path, data: bytes) -> None:
+    """Append lines to the rejected file (locked, fsync)."""
+    created = not path.exists()
+    with _locked(path, create=True) as fd:
+        assert fd is not None
+        with open(fd, "ab", closefd=False) as f:
+            start = f.tell()
+            if start and os.pread(fd, 1, start - 1) != b"\n":
+                data = b"\n" + data  # a line cut short by a crash stays one line
+            try:
+                f.write(data)
+                f.flush()
+                os.fsync(fd)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    f.truncate(start)
+                raise
+    if created:
+        _fsync_dir(path.parent)
+
+
+def read_rejected(path: Path) -> tuple[list[tuple[bytes, Entry | str]], int]:
+    """Every line of the rejected file, decoded (or why not), and the bytes
+    read; nothing when there is no file."""
+    with _locked(path, create=False) as fd:
+        if fd is None:
+            return [], 0
+        data = path.read_bytes()
+    out: list[tuple[bytes, Entry | str]] = []
+    for line in data.splitlines(keepends=True):
+        if not line.endswith(b"\n"):
+            line += b"\n"
+        try:
+            out.append((line, decode_entry(line)))
+        except ValueError as exc:
+            out.append((line, str(exc)))
+    return out, len(data)
+
+
+def settle_rejected(path: Path, keep: bytes, consumed: int) -> None:
+    """The rejected file becomes ``keep`` and what was appended to it after
+    its first ``consumed`` bytes (by a writer, during the replay); removed
+    when that is nothing."""
+    with _locked(path, create=True) as fd:
+        assert fd is not None
+        with path.open("rb") as src:
+            src.seek(consumed)
+            rest = src.read()
+        if not keep and not rest:
+            path.unlink()
+        else:
+            tmp = path.with_name(path.name + ".tmp")
+            with tmp.open("wb") as out:
+                out.write(keep + rest)
+                out.flush()
+                os.fsync(out.fileno())
+            tmp.replace(path)
+        _fsync_dir(path.parent)

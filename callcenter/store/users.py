@@ -3,33 +3,189 @@
 Passwords are hashed with argon2id (argon2-cffi's defaults follow RFC 9106);
 hashing takes tens of milliseconds of CPU on purpose, so it runs in a thread.
 A session token is shown once to the browser; the table keeps its SHA-256.
+
+While PostgreSQL cannot be reached
+----------------------------------
+Calls keep flowing through a database outage, so the agents taking them must
+keep their desktops (ready, pause, disposition, transfer). "Cannot be
+reached" means the connection failed: refused, reset, no answer within
+``timeout`` (every query is bounded), PostgreSQL shutting down or out of
+connections, the pool closed. A statement the database *refuses* is not an
+outage and fails as before (:class:`StoreError`, REST 503).
+
+* **Sessions.** The store remembers every session it opened or resolved,
+  keyed by the token's SHA-256 (never the token): who, and ``expires_at``.
+  When the database cannot be reached, ``resolve`` answers from there; expiry
+  is still enforced from the remembered ``expires_at``. When the database
+  answers it is the authority: a revoked, expired or deleted session drops
+  its entry, a disabled or deleted user drops every entry of theirs. At most
+  ``MAX_SESSIONS`` entries: expired ones go first, then the least recently
+  used (never one still to be written).
+* **Logins.** The store remembers the argon2 hash of each user whose password
+  it verified since start (at most ``MAX_KNOWN_USERS``). During an outage such
+  a user may log in again: the password is checked against that hash, the
+  session gets the same ``session_ttl``, and it is written to
+  ``user_sessions`` when the database is back (an idempotent upsert; also at
+  that token's first request that reaches the database). Anyone else gets a
+  StoreError (REST 503 "authentication unavailable, try again"). This is safe
+  enough because nothing is accepted that the database did not accept: the
+  hash is the one it held when last read (a different hash, a disabled or
+  deleted user, seen by any later read, drops it), the expiry is the same, and
+  every session is written back, so afterwards the database is as if it had
+  never been away (listed, revocable, expiring). What an outage can delay is a
+  change this daemon has not read yet (a password reset or a user disabled
+  from the CLI or another daemon since this one last read that user): it
+  applies at that user's first request once the database answers again.
+* **Logouts.** A logout replaces the entry at once by a "revoked" mark that
+  wins over every other answer, the database's included, until the
+  revocation is written (then the mark goes and the database is the
+  authority again). Both, because each alone fails: without the write the
+  token would work again after a restart, and on any other daemon; without
+  the mark it would work again between the database coming back and the write
+  landing.
+* **Audit rows** that cannot be written wait in order, with the time of the
+  action (at most ``MAX_QUEUED_AUDIT``; beyond, the oldest is dropped and
+  logged): the action itself succeeded and is answered as such.
+
+One owned task writes what waits (retries ``RETRY_MIN`` doubling to
+``RETRY_MAX`` seconds, woken at once by any query that succeeds); ``close()``
+stops it after a last attempt and logs what is still unwritten (a session
+opened during the outage then needs a new login after the restart).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 import asyncpg
+import structlog
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from callcenter.callpath.site import Site
 from callcenter.cti.access import Principal, Role, new_token, token_digest
 from callcenter.errors import ConfigError, NotAuthenticated, StoreError
+from callcenter.tasks import cancel_and_wait
+
+log = structlog.get_logger("callcenter.store.users")
 
 _hasher = PasswordHasher()
 # Verified against when the login does not exist, so that a wrong login and a
 # wrong password take the same time (no user enumeration by timing).
 _DUMMY_HASH = _hasher.hash("not a password")
 
+MAX_SESSIONS = 20_000
+"""Sessions remembered (a few per desktop user; expired ones go first)."""
+MAX_PENDING_SESSIONS = 10_000
+"""Sessions and logouts waiting to be written; an outage login beyond is refused (503)."""
+MAX_KNOWN_USERS = 10_000
+"""Users whose argon2 hash is kept for logins during an outage."""
+MAX_QUEUED_AUDIT = 10_000
+"""Audit rows waiting for the database; beyond, the oldest is dropped (logged)."""
+RETRY_MIN = 0.5
+RETRY_MAX = 5.0
+
+_USER = "SELECT role, password_hash, agent_id, language, disabled FROM users WHERE login = $1"
+_RESOLVE = """SELECT u.login, u.role, u.agent_id, u.language, u.disabled, u.password_hash,
+                     s.expires_at
+              FROM user_sessions s JOIN users u USING (login)
+              WHERE s.token_hash = $1 AND NOT s.revoked AND s.expires_at > $2"""
+# Idempotent: a retry after a lost reply, or a session written twice, is harmless;
+# a revocation is never undone.
+_UPSERT_SESSION = """INSERT INTO user_sessions (token_hash, login, created_at, expires_at, revoked)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (token_hash) DO UPDATE
+                     SET revoked = user_sessions.revoked OR EXCLUDED.revoked"""
+_REVOKE = "UPDATE user_sessions SET revoked = true WHERE token_hash = $1"
+_AUDIT = "INSERT INTO audit_log (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)"
+
+T = TypeVar("T")
+
+
+class _Unreachable(StoreError):
+    """The database could not be reached (not: it refused the statement)."""
+
+
+def _unreachable(exc: BaseException) -> bool:
+    if isinstance(exc, asyncpg.InterfaceError) and isinstance(exc, ValueError):
+        return False  # an argument asyncpg cannot encode: a refusal
+    return isinstance(
+        exc,
+        OSError  # refused, reset, TimeoutError (ours and the pool's)
+        | asyncpg.exceptions.PostgresConnectionError  # class 08: the connection died
+        | asyncpg.exceptions.OperatorInterventionError  # class 57: shutting down, starting
+        | asyncpg.exceptions.InsufficientResourcesError  # class 53: too many connections
+        | asyncpg.InterfaceError,  # the pool is closed or closing
+    )
+
+
+@dataclass(slots=True)
+class _Session:
+    login: str | None
+    """None: the logout of a token this store never saw."""
+    principal: Principal | None
+    """None: revoked (a mark, until the revocation is written)."""
+    expires_at: datetime
+    opened_at: datetime | None = None
+    stored: bool = True
+    """Its user_sessions row exists (False: opened while the database was away)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    password_hash: str
+    principal: Principal
+
+
+class _AuditRow(NamedTuple):
+    at: datetime
+    actor: str
+    action: str
+    target: str | None
+    detail: str
+
 
 class UserStore:
-    def __init__(self, pool: asyncpg.Pool, *, session_ttl: timedelta = timedelta(hours=12)) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        session_ttl: timedelta = timedelta(hours=12),
+        timeout: float = 5.0,
+        retry_after: float = 1.0,
+    ) -> None:
+        """``timeout``: seconds a query may take (a vanished host cannot hang
+        a login). ``retry_after``: once the database could not be reached,
+        requests that can be answered from memory do not try it again for
+        that long (the retry task does)."""
         self._pool = pool
         self.session_ttl = session_ttl
+        self.timeout = timeout
+        self.retry_after = retry_after
+        self._sessions: dict[str, _Session] = {}
+        self._pending: dict[str, None] = {}
+        """Digests whose session or revocation is still to be written, in order."""
+        self._known: dict[str, _Known] = {}
+        self._audits: deque[_AuditRow] = deque()
+        self.audit_dropped = 0
+        self._down_until = 0.0
+        self._wake = asyncio.Event()
+        self._catch_up_lock = asyncio.Lock()
+        self._flusher: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def backlog(self) -> int:
+        """Sessions, logouts and audit rows waiting for the database."""
+        return len(self._pending) + len(self._audits)
 
     async def add_user(
         self,
@@ -44,24 +200,36 @@ class UserStore:
         if len(password) < 4:
             raise ConfigError(f"user {login}: password too short (at least 4 characters)")
         digest = await asyncio.to_thread(_hasher.hash, password)
-        await self._execute(
-            """INSERT INTO users (login, role, password_hash, agent_id, language)
-               VALUES ($1, $2, $3, $4, $5)
-               ON CONFLICT (login) DO UPDATE SET role = $2, password_hash = $3,
-                   agent_id = $4, language = $5, disabled = false""",
-            login,
-            role.value,
-            digest,
-            site_id,
-            language,
+        await self._call(
+            "user write",
+            lambda c: c.execute(
+                """INSERT INTO users (login, role, password_hash, agent_id, language)
+                   VALUES ($1, $2, $3, $4, $5)
+                   ON CONFLICT (login) DO UPDATE SET role = $2, password_hash = $3,
+                       agent_id = $4, language = $5, disabled = false""",
+                login,
+                role.value,
+                digest,
+                site_id,
+                language,
+            ),
         )
+        self._known.pop(login, None)  # another password: learnt again at the next login
 
     async def login(self, login: str, password: str, now: datetime) -> tuple[str, Principal]:
         """Check the password; open a session. Returns (token, who)."""
-        row = await self._fetchrow(
-            "SELECT role, password_hash, agent_id, language, disabled FROM users WHERE login = $1",
-            login,
-        )
+        try:
+            row = await self._call(
+                "login", lambda c: c.fetchrow(_USER, login), fallback=login in self._known
+            )
+        except _Unreachable:
+            return await self._login_offline(login, password, now)
+        if row is None or row["disabled"]:
+            self._forget_user(login)
+        else:
+            known = self._known.get(login)
+            if known is not None and known.password_hash != row["password_hash"]:
+                del self._known[login]  # changed in the database: the old one is void
         stored = row["password_hash"] if row is not None else _DUMMY_HASH
         try:
             await asyncio.to_thread(_hasher.verify, stored, password)
@@ -69,51 +237,139 @@ class UserStore:
             raise NotAuthenticated("wrong login or password") from None
         if row is None or row["disabled"]:
             raise NotAuthenticated("wrong login or password")
+        principal = _principal(login, row)
+        self._remember_user(login, row["password_hash"], principal)
+        return await self._open(principal, now, offline=False)
+
+    async def _login_offline(
+        self, login: str, password: str, now: datetime
+    ) -> tuple[str, Principal]:
+        known = self._known.get(login)
+        if known is None:
+            raise StoreError(
+                f"user store: PostgreSQL unreachable and {login!r} has not logged in since start"
+            )
+        try:
+            await asyncio.to_thread(_hasher.verify, known.password_hash, password)
+        except (VerificationError, InvalidHashError):
+            raise NotAuthenticated("wrong login or password") from None
+        opened = await self._open(known.principal, now, offline=True)
+        log.warning("users.login_offline", login=login, backlog=self.backlog)
+        return opened
+
+    async def _open(
+        self, principal: Principal, now: datetime, *, offline: bool
+    ) -> tuple[str, Principal]:
+        if len(self._pending) >= MAX_PENDING_SESSIONS:
+            raise StoreError("user store: too many sessions waiting for the database")
         token = new_token()
-        await self._execute(
-            "INSERT INTO user_sessions (token_hash, login, expires_at) VALUES ($1, $2, $3)",
-            token_digest(token),
-            login,
-            now + self.session_ttl,
+        digest = token_digest(token)
+        session = _Session(
+            principal.login, principal, now + self.session_ttl, opened_at=now, stored=False
         )
-        return token, _principal(login, row)
+        self._keep(digest, session, now)
+        self._pending[digest] = None
+        if offline:
+            self._kick()
+            return token, principal
+        try:
+            await self._sync(digest, session)
+        except _Unreachable:
+            # Gone between the read and the write: kept, written when back.
+            self._kick()
+        return token, principal
 
     async def resolve(self, token: str, now: datetime) -> Principal:
-        row = await self._fetchrow(
-            """SELECT u.login, u.role, u.agent_id, u.language, u.disabled
-               FROM user_sessions s JOIN users u USING (login)
-               WHERE s.token_hash = $1 AND NOT s.revoked AND s.expires_at > $2""",
-            token_digest(token),
-            now,
-        )
-        if row is None or row["disabled"]:
+        digest = token_digest(token)
+        cached = self._sessions.get(digest)
+        if cached is not None and (cached.principal is None or cached.expires_at <= now):
+            if cached.principal is not None:
+                self._drop(digest)
             raise NotAuthenticated("invalid or expired session; log in again")
-        return _principal(row["login"], row)
+        try:
+            if cached is not None and not cached.stored:
+                try:
+                    await self._sync(digest, cached, fallback=True)
+                except _Unreachable:
+                    raise
+                except StoreError:
+                    # Its row was refused (the user is gone): _sync dropped it.
+                    raise NotAuthenticated("invalid or expired session; log in again") from None
+            row = await self._call(
+                "session lookup",
+                lambda c: c.fetchrow(_RESOLVE, digest, now),
+                fallback=cached is not None,
+            )
+        except _Unreachable:
+            if cached is None or cached.principal is None:
+                raise
+            return cached.principal
+        if row is None or row["disabled"]:
+            if self._sessions.get(digest) is cached:  # a logout meanwhile stays
+                self._drop(digest)
+            if row is not None:
+                self._forget_user(row["login"])
+            elif cached is not None and cached.login is not None:
+                await self._check_user(cached.login)
+            raise NotAuthenticated("invalid or expired session; log in again")
+        principal = _principal(row["login"], row)
+        known = self._known.get(principal.login)
+        if known is not None:
+            if known.password_hash == row["password_hash"]:
+                self._known[principal.login] = _Known(known.password_hash, principal)
+            else:
+                del self._known[principal.login]
+        if self._sessions.get(digest) is cached:  # not logged out meanwhile
+            self._keep(digest, _Session(principal.login, principal, row["expires_at"]), now)
+        return principal
 
-    async def logout(self, token: str) -> None:
-        await self._execute(
-            "UPDATE user_sessions SET revoked = true WHERE token_hash = $1", token_digest(token)
-        )
+    async def logout(self, token: str, now: datetime | None = None) -> None:
+        """The token stops working at once, in this daemon, even if the
+        revocation can only be written when the database is back."""
+        now = now or datetime.now(UTC)
+        digest = token_digest(token)
+        cached = self._sessions.get(digest)
+        if cached is None:
+            mark = _Session(None, None, now + self.session_ttl)
+        else:
+            mark = _Session(cached.login, None, cached.expires_at, cached.opened_at, cached.stored)
+        self._keep(digest, mark, now)
+        self._pending[digest] = None
+        try:
+            await self._sync(digest, mark, fallback=True)
+        except _Unreachable as exc:
+            log.warning("users.logout_queued", login=mark.login, error=str(exc))
+            self._kick()
 
     async def audit(
-        self, actor: str, action: str, target: str | None, detail: dict[str, Any]
+        self,
+        actor: str,
+        action: str,
+        target: str | None,
+        detail: dict[str, Any],
+        *,
+        at: datetime | None = None,
     ) -> None:
-        await self._execute(
-            "INSERT INTO audit_log (actor, action, target, detail) VALUES ($1, $2, $3, $4)",
-            actor,
-            action,
-            target,
-            json.dumps(detail),
-        )
+        """Write an audit row; while the database cannot be reached, it waits
+        (in order, with its time) and this returns normally."""
+        row = _AuditRow(at or datetime.now(UTC), actor, action, target, json.dumps(detail))
+        if self._audits:  # behind the rows already waiting
+            self._queue_audit(row)
+            return
+        try:
+            await self._write_audit(row, fallback=True)
+        except _Unreachable as exc:
+            self._queue_audit(row)
+            log.warning("audit.queued", action=action, error=str(exc), queued=len(self._audits))
 
     async def audit_trail(self, limit: int = 100) -> list[dict[str, Any]]:
-        try:
-            rows = await self._pool.fetch(
+        rows = await self._call(
+            "audit read",
+            lambda c: c.fetch(
                 "SELECT at, actor, action, target, detail FROM audit_log ORDER BY id DESC LIMIT $1",
                 limit,
-            )
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise StoreError(f"audit read failed: {exc}") from exc
+            ),
+        )
         return [
             {
                 "at": r["at"].astimezone(UTC).isoformat(),
@@ -125,18 +381,231 @@ class UserStore:
             for r in rows
         ]
 
-    async def _execute(self, query: str, *args: object) -> None:
-        try:
-            await self._pool.execute(query, *args)
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise StoreError(f"user store: {exc}") from exc
+    async def catch_up(self) -> None:
+        """Write the sessions, logouts and audit rows that wait. Raises
+        StoreError when the database still cannot be reached (what is left
+        keeps waiting); a row the database refuses is logged and dropped."""
+        async with self._catch_up_lock:
+            now = datetime.now(UTC)
+            for digest in list(self._pending):
+                session = self._sessions.get(digest)
+                if session is None or session.expires_at <= now:
+                    self._pending.pop(digest, None)  # expired: nothing left to say
+                    continue
+                try:
+                    await self._sync(digest, session)
+                except _Unreachable:
+                    raise
+                except StoreError:
+                    continue  # refused: logged and dropped by _sync
+            while self._audits:
+                row = self._audits[0]
+                try:
+                    await self._write_audit(row)
+                except _Unreachable:
+                    raise
+                except StoreError as exc:
+                    log.error("audit.write_refused", action=row.action, error=str(exc))
+                if self._audits and self._audits[0] is row:
+                    self._audits.popleft()
 
-    async def _fetchrow(self, query: str, *args: object) -> asyncpg.Record | None:
+    async def close(self, timeout: float = 2.0) -> None:
+        """Stop the retry task after one last attempt (within ``timeout``)."""
+        self._closed = True
+        if self._flusher is not None:
+            await cancel_and_wait([self._flusher])
+            self._flusher = None
+        if self.backlog:
+            try:
+                async with asyncio.timeout(timeout):
+                    await self.catch_up()
+            except (StoreError, TimeoutError) as exc:
+                log.error(
+                    "users.unwritten_at_stop",
+                    sessions=len(self._pending),
+                    audit_rows=len(self._audits),
+                    error=str(exc),
+                )
+
+    # -- memory ---------------------------------------------------------------
+
+    def _keep(self, digest: str, session: _Session, now: datetime) -> None:
+        self._sessions.pop(digest, None)  # most recently used last
+        self._sessions[digest] = session
+        if len(self._sessions) > MAX_SESSIONS:
+            self._trim(now)
+
+    def _trim(self, now: datetime) -> None:
+        for digest, session in list(self._sessions.items()):
+            if session.expires_at <= now:
+                self._drop(digest)
+        excess = len(self._sessions) - MAX_SESSIONS * 9 // 10
+        for digest, session in list(self._sessions.items()):
+            if excess <= 0:
+                break
+            if digest not in self._pending and session.principal is not None:
+                del self._sessions[digest]
+                excess -= 1
+
+    def _drop(self, digest: str) -> None:
+        self._sessions.pop(digest, None)
+        self._pending.pop(digest, None)
+
+    def _remember_user(self, login: str, password_hash: str, principal: Principal) -> None:
+        self._known.pop(login, None)
+        self._known[login] = _Known(password_hash, principal)
+        while len(self._known) > MAX_KNOWN_USERS:
+            del self._known[next(iter(self._known))]
+
+    def _forget_user(self, login: str) -> None:
+        """Disabled or deleted: no login from memory, no session of theirs
+        (logouts still to be written stay)."""
+        self._known.pop(login, None)
+        for digest, session in list(self._sessions.items()):
+            if session.login == login and session.principal is not None:
+                self._drop(digest)
+
+    async def _check_user(self, login: str) -> None:
+        """A session of ``login`` is gone: forget the user too if they are."""
+        with contextlib.suppress(StoreError):
+            row = await self._call(
+                "user lookup",
+                lambda c: c.fetchrow("SELECT disabled FROM users WHERE login = $1", login),
+            )
+            if row is None or row["disabled"]:
+                self._forget_user(login)
+
+    def _queue_audit(self, row: _AuditRow) -> None:
+        if len(self._audits) >= MAX_QUEUED_AUDIT:
+            lost = self._audits.popleft()
+            self.audit_dropped += 1
+            log.error(
+                "audit.dropped",
+                at=lost.at.isoformat(),
+                actor=lost.actor,
+                action=lost.action,
+                target=lost.target,
+                detail=lost.detail,
+            )
+        self._audits.append(row)
+        self._kick()
+
+    # -- writing back ---------------------------------------------------------
+
+    async def _sync(self, digest: str, session: _Session, *, fallback: bool = False) -> None:
+        """Write what the database does not know of this session yet.
+        _Unreachable: it keeps waiting. StoreError (refused): dropped, logged."""
+        revoked = session.principal is None
         try:
-            row: asyncpg.Record | None = await self._pool.fetchrow(query, *args)
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise StoreError(f"user store: {exc}") from exc
-        return row
+            if not session.stored:
+                assert session.login is not None
+                await self._call(
+                    "session write",
+                    lambda c: c.execute(
+                        _UPSERT_SESSION,
+                        digest,
+                        session.login,
+                        session.opened_at or datetime.now(UTC),
+                        session.expires_at,
+                        revoked,
+                    ),
+                    fallback=fallback,
+                )
+                session.stored = True
+            elif revoked:
+                await self._call("logout", lambda c: c.execute(_REVOKE, digest), fallback=fallback)
+        except _Unreachable:
+            raise
+        except StoreError as exc:
+            if self._sessions.get(digest) is session:
+                self._pending.pop(digest, None)
+                if not revoked:  # the database will never know it: void
+                    del self._sessions[digest]
+            if session.login is not None:
+                self._known.pop(session.login, None)
+            log.error("users.session_write_refused", login=session.login, error=str(exc))
+            raise
+        if self._sessions.get(digest) is session:
+            self._pending.pop(digest, None)
+            if revoked:  # written: the database is the authority again
+                del self._sessions[digest]
+
+    async def _write_audit(self, row: _AuditRow, *, fallback: bool = False) -> None:
+        await self._call("audit write", lambda c: c.execute(_AUDIT, *row), fallback=fallback)
+
+    def _kick(self) -> None:
+        if self._closed:
+            return
+        self._wake.set()
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._retry(), name="user-store-catch-up")
+
+    async def _retry(self) -> None:
+        delay = RETRY_MIN
+        while self.backlog:
+            self._wake.clear()
+            try:
+                await self.catch_up()
+            except StoreError as exc:
+                log.warning(
+                    "users.catch_up_failed", error=str(exc), backlog=self.backlog, retry_in=delay
+                )
+            except Exception as exc:
+                log.exception("users.catch_up_error", error=repr(exc), retry_in=delay)
+            else:
+                delay = RETRY_MIN
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            delay = min(RETRY_MAX, delay * 2)
+
+    # -- the database ---------------------------------------------------------
+
+    async def _call(
+        self, what: str, op: Callable[[Any], Awaitable[T]], *, fallback: bool = False
+    ) -> T:
+        """One bounded query. ``fallback``: the caller can do without the
+        database, so skip it for ``retry_after`` after it could not be reached."""
+        if fallback and time.monotonic() < self._down_until:
+            raise _Unreachable(f"user store: {what}: PostgreSQL unreachable (retrying)")
+        try:
+            result = await self._bounded(op)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            if _unreachable(exc):
+                self._down_until = time.monotonic() + self.retry_after
+                raise _Unreachable(f"user store: {what}: {type(exc).__name__}: {exc}") from exc
+            raise StoreError(f"user store: {what}: {exc}") from exc
+        self._down_until = 0.0
+        if self.backlog:
+            self._kick()  # the database is back: what waits goes now
+        return result
+
+    async def _bounded(self, op: Callable[[Any], Awaitable[T]]) -> T:
+        """``op`` on a pool connection within ``timeout``. On timeout the
+        connection is closed (terminate: no cancel request, no rollback that
+        could hang on a dead link), which ends the query at once."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        connection = await self._pool.acquire(timeout=self.timeout)
+        try:
+            job = asyncio.ensure_future(op(connection))
+            try:
+                done, _ = await asyncio.wait({job}, timeout=max(0.0, deadline - loop.time()))
+            except asyncio.CancelledError:
+                connection.terminate()
+                job.cancel()
+                await asyncio.wait({job})
+                raise
+            if not done:
+                connection.terminate()
+                await asyncio.wait({job})
+                if not job.cancelled():
+                    job.exception()  # retrieved: the connection's end, expected
+                raise TimeoutError(f"no answer from PostgreSQL within {self.timeout} s")
+            return job.result()
+        finally:
+            await self._pool.release(connection, timeout=self.timeout)
 
 
 def _principal(login: str, row: asyncpg.Record) -> Principal:

@@ -117,7 +117,26 @@ async def test_agent_schedules_a_callback_for_the_customer(
             await caller.wait(timeout=40)
         [first] = list(d.callpath.history)
         due = datetime.fromtimestamp(time.time() + 3, UTC)
+        end = datetime.fromtimestamp(time.time() + 300, UTC)
         body = {"interaction": first.interaction_id, "number": "0698765432", "at": due.isoformat()}
+        for window_end in (
+            "soon",
+            end.replace(tzinfo=None).isoformat(),
+            due.isoformat(),
+        ):
+            # malformed, naive, ends as it starts
+            status, answer = await rest(
+                d, "POST", "/api/agents/a01/callbacks", dict(body, until=window_end)
+            )
+            assert status == 400, answer
+        past = {
+            "interaction": first.interaction_id,
+            "number": "0698765432",
+            "until": "2020-01-01T00:00:00+00:00",
+        }
+        status, answer = await rest(d, "POST", "/api/agents/a01/callbacks", past)
+        assert (status, "past" in answer["error"]) == (400, True), answer
+        body["until"] = end.isoformat()
         bad = dict(body, at="tomorrow")
         assert (await rest(d, "POST", "/api/agents/a01/callbacks", bad))[0] == 400
         naive = dict(body, at=due.replace(tzinfo=None).isoformat())
@@ -127,6 +146,7 @@ async def test_agent_schedules_a_callback_for_the_customer(
         status, answer = await rest(d, "POST", "/api/agents/a01/callbacks", body)
         assert status == 200, answer
         callback = d.callpath.calls[answer["callback"]]
+        assert answer["not_after"] == callback.not_after_wall == end.timestamp()
         assert callback.kind == "callback"
         assert callback.origin == first.interaction_id
         await until(lambda: d.acd.agent_state("a01") == "ready", what="wrap-up over")

@@ -8,9 +8,14 @@ agent's desktop keeps receiving its events. The writer's backlog shows on
 ``/health`` and ``/metrics``. The cluster comes back on the same port and
 data directory; the pool reconnects, the backlog drains, and every call of
 both phases is in ``interactions`` exactly once, with its legs, the agent
-state history and the disposition. The other database users (users/auth,
-CTI authentication, the CRM screen-pop, the interval refresher) degrade with
-a clear answer or log line meanwhile, and recover.
+state history and the disposition. Desktop authentication keeps working for
+the people already at work: tokens opened before the outage still act through
+REST (an agent pauses and comes back with their own token), a user who logged
+in since start logs in again (that session reaches ``user_sessions`` when the
+database is back, and so does a supervisor's audit row); a token or a user
+never seen gets a clear 503 (WebSocket close 1013). The other database users
+(the CRM screen-pop, the interval refresher) degrade with a clear answer or
+log line meanwhile, and recover.
 
 Second test: the daemon itself is stopped during the outage, with records in
 memory and (a small memory bound) in its spool file; a new daemon with the
@@ -35,6 +40,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from callcenter.callpath.service import Phase
+from callcenter.cti.access import Role, token_digest
 from callcenter.daemon import Daemon
 from callcenter.sandbox.postgres import PostgresSandbox
 from callcenter.store.users import seed_site_users
@@ -152,7 +158,9 @@ async def test_calls_keep_flowing_through_a_database_outage_and_nothing_is_lost(
                 assert d.writer is not None
                 assert d.interval_refresher is not None
                 await seed_site_users(d.users, d.site, PASSWORD)
+                await d.users.add_user("s9", Role.SUPERVISOR, PASSWORD)  # not seen until later
                 token = await login(d, "admin")
+                a02_token = await login(d, "a02")
                 for agent in ("a01", "a02"):
                     status, body = await rest(d, "POST", f"/api/agents/{agent}/login", token=token)
                     assert status == 200, body
@@ -176,10 +184,15 @@ async def test_calls_keep_flowing_through_a_database_outage_and_nothing_is_lost(
                 refresher_failures = d.interval_refresher.failures
                 outage_started = time.time()
                 await asyncio.to_thread(postgres.stop)
-                d.callpath.agent_pause("a02", "lunch")
+                # An agent logged in before the outage works with their token.
+                status, body = await rest(
+                    d, "POST", "/api/agents/a02/pause", {"reason": "lunch"}, token=a02_token
+                )
+                assert status == 200, body
                 during = await serve(d, asterisk, CALLS)
                 assert {r.agent_id for r in list(d.callpath.history)[CALLS:]} == {"a01"}
-                d.callpath.agent_ready("a02")
+                status, body = await rest(d, "POST", "/api/agents/a02/ready", token=a02_token)
+                assert status == 200, body
                 d.callpath.set_disposition(during[0], "a01", "resolved", "written later")
                 outage_ended = time.time()
 
@@ -193,13 +206,33 @@ async def test_calls_keep_flowing_through_a_database_outage_and_nothing_is_lost(
                     event = json.loads((await desktop.receive(timeout=10)).data)
                     if event.get("type") == "event" and event["kind"] == "call.ringing":
                         rung.add(event["data"]["interaction"])
-                # Authentication needs the database: a clear 503, not a 500.
+                # Sessions open before the outage keep working; a user seen
+                # since start logs in again, on REST and on the desktop socket.
                 status, body = await rest(d, "GET", "/api/agents", token=token)
+                assert status == 200, body
+                relogged = await login(d, "a01")
+                status, body = await rest(d, "GET", "/api/auth/me", token=relogged)
+                assert (status, body["login"]) == (200, "a01"), body
+                second_desktop, welcome = await open_desktop(d, http, relogged)
+                assert welcome["type"] == "welcome", welcome
+                await second_desktop.close()
+                # A supervisor's audited action answers 200; its row waits.
+                status, body = await rest(
+                    d, "POST", "/api/agents/a01/message", {"text": "outage"}, token=token
+                )
+                assert status == 200, body
+                # Never seen since start: cannot be checked, a clear 503, not a 500.
+                status, body = await rest(
+                    d, "POST", "/api/auth/login", {"login": "s9", "password": PASSWORD}
+                )
                 assert status == 503, body
-                refused, reply = await open_desktop(d, http, token)
+                status, body = await rest(d, "GET", "/api/agents", token="never-issued")
+                assert status == 503, body
+                refused, reply = await open_desktop(d, http, "never-issued")
                 assert (reply["type"], reply["code"]) == ("error", "unavailable")
                 await refused.receive(timeout=5)
                 assert refused.close_code == 1013
+                assert d.users.backlog == 2  # the new session and the audit row
                 await until(
                     lambda: (
                         d.interval_refresher is not None
@@ -215,6 +248,27 @@ async def test_calls_keep_flowing_through_a_database_outage_and_nothing_is_lost(
                 assert (await health(d))["db_writer_backlog"] == 0
                 status, body = await rest(d, "GET", "/api/agents", token=token)
                 assert status == 200, body
+                users = d.users
+                await until(lambda: users.backlog == 0, 15, "sessions and audit written back")
+                probe = await asyncpg.connect(url)
+                try:
+                    outage_session = await probe.fetchrow(
+                        "SELECT login, revoked FROM user_sessions WHERE token_hash = $1",
+                        token_digest(relogged),
+                    )
+                    audited = await probe.fetch(
+                        "SELECT actor, action, target FROM audit_log WHERE at BETWEEN"
+                        " to_timestamp($1) AND to_timestamp($2)",
+                        outage_started,
+                        time.time(),
+                    )
+                finally:
+                    await probe.close()
+                assert outage_session is not None
+                assert (outage_session["login"], outage_session["revoked"]) == ("a01", False)
+                assert [tuple(r) for r in audited] == [("admin", "message", "a01")]
+                status, body = await rest(d, "GET", "/api/auth/me", token=relogged)
+                assert (status, body["login"]) == (200, "a01"), body
                 refreshed = d.interval_refresher.runs
                 await until(
                     lambda: (

@@ -16,7 +16,11 @@ import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
+from callcenter.adapters.metrics import DaemonHealth, MetricsExporter
+from callcenter.cli import main
+from callcenter.clock import ManualClock
 from callcenter.errors import StoreError
+from callcenter.stats import RealtimeStats, StatsConfig
 from callcenter.store import interactions
 from callcenter.store.db import create_pool, migrate
 from callcenter.store.interactions import InteractionWriter
@@ -472,3 +476,138 @@ async def test_two_writers_never_share_a_spool_file(database_url: str, tmp_path:
     third = InteractionWriter(pool, spool=spool)  # free again once the first stopped
     await third.start()
     await third.stop()
+
+
+# -- rows PostgreSQL refuses: set aside, the rest flows --------------------------
+
+
+def callback(number: str) -> CallbackRow:
+    return CallbackRow(
+        str(uuid.uuid4()), None, "node1", "support", number, "fr", 0, 1.7e9, None, "pending"
+    )
+
+
+async def test_a_refused_row_is_set_aside_and_the_rows_behind_it_are_written(
+    database_url: str, tmp_path: Path
+) -> None:
+    url = await _fresh(database_url)
+    pool = await create_pool(url)
+    spool = tmp_path / "writer.jsonl"
+    rejected = tmp_path / "writer.jsonl.rejected"
+    writer = InteractionWriter(pool, spool=spool, max_memory_rows=2, retry_max=0.2)
+    await writer.start()
+    good = row()
+    nul = row(caller_number="06\x0012")  # text with a NUL byte: SQLSTATE 22021
+    bad_callback = callback("not a number")  # CHECK (number ~ digits): 23514
+    huge = row(priority=2**31)  # beyond integer: asyncpg's DataError, 22000
+    try:
+        # Spilled to the spool (memory holds 2): refused rows read back from it too.
+        await rename(pool, ("acd_decisions",), away=True)
+        with capture_logs() as logs:
+            writer.submit(decision("r0"))
+            await until(lambda: writer.failures >= 1, 5, "the outage seen")
+            for submitted in (good, nul, decision("r1"), bad_callback, huge, decision("r2")):
+                writer.submit(submitted)
+            await until(lambda: writer.spooled >= 5, 5, "rows on disk")
+            await rename(pool, ("acd_decisions",), away=False)
+            await writer.flush(timeout=20)
+            assert writer.backlog == 0
+            writer.submit(decision("r3"))  # the next rows flow
+            writer.submit(good)  # its retry: stored once
+            await writer.flush(timeout=10)
+        assert writer.backlog == 0
+        assert writer.written == 6
+        assert writer.rejected == 3
+        reasons = [
+            r["reason"] for r in await pool.fetch("SELECT reason FROM acd_decisions ORDER BY id")
+        ]
+        stored = [r["id"] for r in await pool.fetch("SELECT id::text FROM interactions")]
+        callbacks = await pool.fetchval("SELECT count(*) FROM callbacks")
+        exporter = MetricsExporter(
+            RealtimeStats(StatsConfig(), ManualClock()),
+            lambda: DaemonHealth(
+                True, 0.0, 0, writer.backlog, db_writer_rejected_rows=writer.rejected
+            ),
+        )
+        scrape = exporter.render().decode()
+    finally:
+        await writer.stop()
+        await pool.close()
+    assert reasons == ["r0", "r1", "r2", "r3"]
+    assert stored == [good.interaction_id]
+    assert callbacks == 0
+    assert not spool.exists()
+    lines = spool_lines(rejected)
+    assert [(line["kind"], line["rejected"]["sqlstate"]) for line in lines] == [
+        ("interaction", "22021"),
+        ("callback", "23514"),
+        ("interaction", "22000"),
+    ]
+    assert lines[0]["row"]["caller_number"] == "06\x0012"
+    assert "CharacterNotInRepertoireError" in lines[0]["rejected"]["error"]
+    assert "CheckViolationError" in lines[1]["rejected"]["error"]
+    assert "out of int32 range" in lines[2]["rejected"]["error"]
+    assert all(line["rejected"]["at"] > 1.7e9 for line in lines)
+    set_aside = [e for e in logs if e["event"] == "store.row_rejected"]
+    assert [(e["kind"], e["id"], e["sqlstate"], e["log_level"]) for e in set_aside] == [
+        ("interaction", nul.interaction_id, "22021", "error"),
+        ("callback", bad_callback.callback_id, "23514", "error"),
+        ("interaction", huge.interaction_id, "22000", "error"),
+    ]
+    assert [e["key"] for e in set_aside] == [line["key"] for line in lines]
+    assert all(e["moved_to"] == str(rejected) for e in set_aside)
+    assert "callcenter_db_writer_rejected_rows_total 3.0" in scrape
+
+
+async def test_replay_rejected_writes_the_fixed_rows_and_keeps_the_refused_ones(
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = await _fresh(database_url)
+    pool = await create_pool(url)
+    spool = tmp_path / "writer.jsonl"
+    rejected = tmp_path / "writer.jsonl.rejected"
+    writer = InteractionWriter(pool, spool=spool)
+    await writer.start()
+    nul = row(caller_number="06\x0012")
+    bad_callback = callback("not a number")
+    try:
+        writer.submit(nul)
+        writer.submit(bad_callback)
+        await writer.flush(timeout=10)
+        assert writer.rejected == 2
+    finally:
+        await writer.stop()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.delenv("CALLCENTER_CONFIG_FILE", raising=False)
+    replay = ["db", "replay-rejected", "--file", str(rejected)]
+    try:
+        # The operator fixes the interaction (not the callback) and replays.
+        text = rejected.read_text()
+        assert text.count("\\u0000") == 1
+        rejected.write_text(text.replace("06\\u000012", "0612"))
+        capsys.readouterr()
+        assert await asyncio.to_thread(main, replay) == 1
+        assert capsys.readouterr().out.splitlines()[-1] == (
+            f"{rejected}: written 1, still refused 1"
+        )
+        assert await pool.fetchval("SELECT caller_number FROM interactions") == "0612"
+        lines = spool_lines(rejected)
+        assert [(line["kind"], line["rejected"]["sqlstate"]) for line in lines] == [
+            ("callback", "23514")
+        ]
+        # Fixed too: written, the file goes; a replay again stores nothing twice.
+        rejected.write_text(rejected.read_text().replace("not a number", "0699"))
+        assert await asyncio.to_thread(main, replay) == 0
+        assert capsys.readouterr().out.splitlines()[-1] == (
+            f"{rejected}: written 1, still refused 0"
+        )
+        assert not rejected.exists()
+        assert await asyncio.to_thread(main, replay) == 0
+        assert await pool.fetchval("SELECT count(*) FROM interactions") == 1
+        assert await pool.fetchval("SELECT number FROM callbacks") == "0699"
+    finally:
+        await pool.close()

@@ -85,6 +85,12 @@ class FakeTelephony:
             raise OriginateUnconfirmed(channel_id, "AMI link down")
         return channel_id
 
+    async def ring_agent_for_callback(
+        self, endpoint: str, number: str, *, channel_id: str, **_: Any
+    ) -> str:
+        self.rings.append((endpoint, number, channel_id))
+        return channel_id
+
     async def channel_exists(self, uniqueid: str) -> bool:
         return uniqueid in self.alive
 

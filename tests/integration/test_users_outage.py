@@ -1,0 +1,300 @@
+"""Tier 2: desktop authentication through a PostgreSQL outage (UserStore).
+
+The store reaches a fresh database through a TCP proxy: ``down()`` cuts every
+connection and refuses new ones (the server is gone), ``blackhole()`` keeps
+them open with nothing coming back (a vanished host). A direct connection
+checks and changes the database behind the store's back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import asyncpg
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from structlog.testing import capture_logs
+
+from callcenter.adapters.rest_auth import auth_middleware, auth_routes
+from callcenter.cti.access import Principal, Role, token_digest
+from callcenter.errors import NotAuthenticated, StoreError
+from callcenter.store.db import create_pool, migrate
+from callcenter.store.users import UserStore
+from callcenter.testing.databases import fresh_database
+from callcenter.testing.tcp_proxy import TcpProxy
+from callcenter.testing.waiting import until
+
+pytestmark = pytest.mark.postgres
+
+PASSWORD = "correct horse"
+A01 = Principal("a01", Role.AGENT, "a01", "fr")
+
+
+@dataclass
+class Rig:
+    users: UserStore
+    proxy: TcpProxy
+    direct: asyncpg.Connection
+    pool: asyncpg.Pool
+
+    def down(self) -> None:
+        self.proxy.refuse()
+        self.proxy.cut()
+
+    def up(self) -> None:
+        self.proxy.heal()
+
+    async def store(self) -> UserStore:
+        """Another store on the same database (another daemon, or this one
+        restarted): it knows only what the database knows."""
+        return UserStore(self.pool, retry_after=0.0)
+
+    async def session(self, token: str) -> asyncpg.Record | None:
+        return await self.direct.fetchrow(
+            "SELECT login, expires_at, revoked FROM user_sessions WHERE token_hash = $1",
+            token_digest(token),
+        )
+
+
+@pytest.fixture
+async def rig(database_url: str) -> AsyncIterator[Rig]:
+    url = await fresh_database(database_url)
+    await migrate(url)
+    target = urlsplit(url)
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 5432)
+    await proxy.start()
+    pool = await create_pool(
+        target._replace(netloc=f"{target.username}@127.0.0.1:{proxy.port}").geturl()
+    )
+    direct = await asyncpg.connect(url)
+    users = UserStore(pool, timeout=1.0, retry_after=0.0)
+    for login in ("a01", "a02"):
+        await users.add_user(login, Role.AGENT, PASSWORD, site_id=login)
+    try:
+        yield Rig(users, proxy, direct, pool)
+    finally:
+        proxy.heal()
+        await users.close()
+        await pool.close()
+        await direct.close()
+        await proxy.stop()
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def test_open_sessions_keep_working_through_an_outage_until_they_expire(rig: Rig) -> None:
+    token, who = await rig.users.login("a01", PASSWORD, now())
+    assert who == A01
+    # A session this store only resolved (opened by another daemon, or before a restart).
+    other, _ = await (await rig.store()).login("a02", PASSWORD, now())
+    assert (await rig.users.resolve(other, now())).login == "a02"
+
+    rig.down()
+    assert await rig.users.resolve(token, now()) == A01
+    assert (await rig.users.resolve(other, now())).login == "a02"
+    # Expiry is enforced from what was remembered.
+    with pytest.raises(NotAuthenticated):
+        await rig.users.resolve(token, now() + rig.users.session_ttl + timedelta(seconds=1))
+    # A token never seen: cannot be checked, a clear "unavailable" (503), not a 401.
+    with pytest.raises(StoreError):
+        await rig.users.resolve("never-seen", now())
+
+    rig.up()
+    assert (await rig.users.resolve(other, now())).login == "a02"
+
+
+async def test_a_login_during_an_outage_for_a_user_seen_since_start_is_written_back(
+    rig: Rig,
+) -> None:
+    await rig.users.login("a01", PASSWORD, now())
+    before = await rig.direct.fetchval("SELECT count(*) FROM user_sessions")
+
+    rig.down()
+    opened = now()
+    token, who = await rig.users.login("a01", PASSWORD, opened)
+    assert who == A01
+    assert await rig.users.resolve(token, now()) == A01
+    with pytest.raises(NotAuthenticated):
+        await rig.users.login("a01", "wrong password", now())
+    for unseen in ("a02", "nobody"):  # never logged in since start: 503
+        with pytest.raises(StoreError) as refused:
+            await rig.users.login(unseen, PASSWORD, now())
+        assert not isinstance(refused.value, NotAuthenticated)
+    assert rig.users.backlog == 1
+    assert await rig.direct.fetchval("SELECT count(*) FROM user_sessions") == before
+
+    rig.up()  # the retry task writes it, no request needed
+    await until(lambda: rig.users.backlog == 0, 10, "the outage session written")
+    row = await rig.session(token)
+    assert row is not None
+    assert (row["login"], row["revoked"]) == ("a01", False)
+    assert row["expires_at"] == opened + rig.users.session_ttl
+    # The database knows it: another daemon accepts the token.
+    assert await (await rig.store()).resolve(token, now()) == A01
+
+
+async def test_a_logout_during_an_outage_revokes_at_once_and_is_written_when_back(
+    rig: Rig,
+) -> None:
+    token, _ = await rig.users.login("a01", PASSWORD, now())
+    rig.down()
+    opened_during, _ = await rig.users.login("a01", PASSWORD, now())
+    await rig.users.logout(token)  # no error: recorded in memory
+    await rig.users.logout(opened_during)
+    for revoked in (token, opened_during):
+        with pytest.raises(NotAuthenticated):
+            await rig.users.resolve(revoked, now())
+
+    rig.up()
+    # The revoked mark wins over the database's answer until it is written.
+    with pytest.raises(NotAuthenticated):
+        await rig.users.resolve(token, now())
+    await until(lambda: rig.users.backlog == 0, 10, "the logouts written")
+    for revoked in (token, opened_during):
+        row = await rig.session(revoked)
+        assert row is not None
+        assert row["revoked"], revoked
+        with pytest.raises(NotAuthenticated):
+            await (await rig.store()).resolve(revoked, now())
+        with pytest.raises(NotAuthenticated):
+            await rig.users.resolve(revoked, now())
+
+
+async def test_the_database_stays_the_authority_while_it_answers(rig: Rig) -> None:
+    first, _ = await rig.users.login("a01", PASSWORD, now())
+    second, _ = await rig.users.login("a01", PASSWORD, now())
+    kept, _ = await rig.users.login("a02", PASSWORD, now())
+    gone, _ = await rig.users.login("a02", PASSWORD, now())
+
+    # Changed behind the store's back: a01 disabled, one a02 session deleted.
+    await rig.direct.execute("UPDATE users SET disabled = true WHERE login = 'a01'")
+    await rig.direct.execute("DELETE FROM user_sessions WHERE token_hash = $1", token_digest(gone))
+    for refused in (first, gone):
+        with pytest.raises(NotAuthenticated):
+            await rig.users.resolve(refused, now())
+
+    rig.down()
+    # Nothing of a01 is left in memory: neither their other session nor their hash.
+    for unknown in (second, gone):
+        with pytest.raises(StoreError) as error:
+            await rig.users.resolve(unknown, now())
+        assert not isinstance(error.value, NotAuthenticated)
+    with pytest.raises(StoreError) as error:
+        await rig.users.login("a01", PASSWORD, now())
+    assert not isinstance(error.value, NotAuthenticated)
+    # a02's other session and login still work.
+    assert (await rig.users.resolve(kept, now())).login == "a02"
+    assert (await rig.users.login("a02", PASSWORD, now()))[1].login == "a02"
+
+
+async def test_a_password_changed_in_the_database_voids_the_remembered_hash(rig: Rig) -> None:
+    await rig.users.login("a01", PASSWORD, now())
+    await (await rig.store()).add_user("a01", Role.AGENT, "new password", site_id="a01")
+    with pytest.raises(NotAuthenticated):
+        await rig.users.login("a01", PASSWORD, now())  # seen by this store
+    rig.down()
+    with pytest.raises(StoreError) as error:
+        await rig.users.login("a01", PASSWORD, now())
+    assert not isinstance(error.value, NotAuthenticated)
+    rig.up()
+    token, _ = await rig.users.login("a01", "new password", now())
+    rig.down()
+    assert await rig.users.resolve(token, now()) == A01
+    assert (await rig.users.login("a01", "new password", now()))[1] == A01
+
+
+async def test_audit_rows_wait_for_the_database_in_order(rig: Rig) -> None:
+    rig.down()
+    at = now() - timedelta(seconds=30)
+    with capture_logs() as logs:
+        await rig.users.audit("s1", "agent.pause", "a01", {"reason": "lunch"}, at=at)
+        await rig.users.audit("s1", "agent.ready", "a01", {})
+    assert rig.users.backlog == 2
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == []
+
+    rig.up()
+    await until(lambda: rig.users.backlog == 0, 10, "audit rows written")
+    rows = await rig.direct.fetch("SELECT at, actor, action, target FROM audit_log ORDER BY id")
+    assert [(r["actor"], r["action"], r["target"]) for r in rows] == [
+        ("s1", "agent.pause", "a01"),
+        ("s1", "agent.ready", "a01"),
+    ]
+    assert rows[0]["at"] == at  # the time of the action, not of the write
+    assert [e["action"] for e in await rig.users.audit_trail()] == ["agent.ready", "agent.pause"]
+
+
+async def test_a_vanished_database_host_cannot_hang_authentication(rig: Rig) -> None:
+    token, _ = await rig.users.login("a01", PASSWORD, now())
+    rig.users.retry_after = 30.0
+    rig.proxy.blackhole()  # connections stay open, nothing comes back
+    started = time.monotonic()
+    async with asyncio.timeout(5):
+        assert await rig.users.resolve(token, now()) == A01  # after the 1 s query timeout
+        first = time.monotonic() - started
+        # Then straight from memory while the database is known to be away.
+        for _ in range(20):
+            assert await rig.users.resolve(token, now()) == A01
+        await rig.users.audit("a01", "agent.ready", "a01", {})
+    assert 0.9 <= first < 3.0, first
+    assert time.monotonic() - started < first + 1.0
+
+
+async def test_what_is_still_unwritten_at_close_is_logged(rig: Rig) -> None:
+    await rig.users.login("a01", PASSWORD, now())
+    rig.down()
+    await rig.users.login("a01", PASSWORD, now())
+    with capture_logs() as logs:
+        await rig.users.close(timeout=2.0)
+    [stop] = [e for e in logs if e["event"] == "users.unwritten_at_stop"]
+    assert stop["sessions"] == 1
+
+
+async def test_rest_authentication_through_an_outage(rig: Rig) -> None:
+    """The REST layer on the store: 200 for who was at work, 503 for the
+    rest, never a 500; a logout during the outage answers 200 and holds."""
+    users = rig.users
+    app = web.Application(middlewares=[auth_middleware(lambda: users, required=True)])
+    app.add_routes(auth_routes(lambda: users))
+    server = TestServer(app)
+    await server.start_server()
+    base = f"http://127.0.0.1:{server.port}/api/auth"
+
+    async def call(path: str, token: str | None = None, body: object = None) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with http.post(f"{base}/{path}", json=body, headers=headers) as reply:
+            return reply.status, await reply.json()
+
+    try:
+        async with aiohttp.ClientSession() as http:
+            status, body = await call("login", body={"login": "a01", "password": PASSWORD})
+            assert status == 200, body
+            token = body["token"]
+            rig.down()
+            me = {"Authorization": f"Bearer {token}"}
+            async with http.get(f"{base}/me", headers=me) as reply:
+                assert (reply.status, (await reply.json())["login"]) == (200, "a01")
+            status, body = await call("login", body={"login": "a01", "password": PASSWORD})
+            assert status == 200, body
+            during = body["token"]
+            status, body = await call("login", body={"login": "a01", "password": "wrong"})
+            assert status == 401, body
+            status, body = await call("login", body={"login": "a02", "password": PASSWORD})
+            assert (status, body) == (503, {"error": "authentication unavailable, try again"})
+            status, _ = await call("logout", token=during)
+            assert status == 200
+            status, _ = await call("logout", token=during)
+            assert status == 401
+            status, _ = await call("logout", token="never-issued")
+            assert status == 503
+    finally:
+        await server.close()
