@@ -31,7 +31,7 @@ import resource
 import statistics
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +41,8 @@ from pydantic import SecretStr
 
 from callcenter.adapters.ami import AmiClient, StreamItem
 from callcenter.config import AmiConfig, Settings
-from callcenter.daemon import Daemon, freeze_startup_heap
+from callcenter.daemon import Daemon
+from callcenter.heap import serving_heap
 from callcenter.protocol.ami_events import DialBegin, Hangup, Newchannel, QueueCallerJoin
 from callcenter.sandbox.asterisk import AsteriskPorts, AsteriskSandbox
 from callcenter.sandbox.postgres import free_port
@@ -62,6 +63,16 @@ class Timeline:
 
 def endpoint_of(channel: str) -> str:
     return channel.split("/", 1)[-1].rsplit("-", 1)[0]
+
+
+def print_census(mode: str) -> None:
+    """What a full garbage collection would walk now: the objects the
+    collector tracks (frozen start-up objects excluded), by type."""
+    gc.collect()
+    counts: Counter[str] = Counter(type(o).__qualname__ for o in gc.get_objects())
+    print(f"  {mode}: {sum(counts.values())} objects tracked by the GC; most common:")
+    for name, count in counts.most_common(15):
+        print(f"    {count:9d}  {name}")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -189,7 +200,6 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
             await daemon.ami.wait_connected(10)
             for i in range(1, args.agents + 1):
                 daemon.callpath.agent_login(f"a{i}")
-            freeze_startup_heap()  # as `callcenter run` does
             exten = "3901"
         else:
             client = AmiClient(AmiConfig(port=ports.ami), SecretStr(secret))
@@ -203,21 +213,34 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
         total = int(args.cps * args.seconds)
         lags: list[float] = []
         pauses: list[float] = []
+        pauses_cpu: list[float] = []
         lag_task = asyncio.create_task(loop_lag(lags))
-        gc_began = 0.0
+        gc_began = gc_began_cpu = 0.0
+        measuring = False  # not the collections serving_heap and the census make
 
         def gc_pause(phase: str, info: dict[str, int]) -> None:
-            nonlocal gc_began
+            nonlocal gc_began, gc_began_cpu
+            if not measuring:
+                return
             if phase == "start":
                 gc_began = time.perf_counter()
+                gc_began_cpu = time.thread_time()
             elif info["generation"] == 2:
                 pauses.append(time.perf_counter() - gc_began)
+                pauses_cpu.append(time.thread_time() - gc_began_cpu)
 
         gc.callbacks.append(gc_pause)
         usage_before = resource.getrusage(resource.RUSAGE_SELF)
         started = clock()
         async with (
-            sipp_agents(ports.sip, port=phones, answer_ms=500, talk_ms=int(args.talk * 1000)),
+            serving_heap() if daemon is not None else contextlib.nullcontext(),  # as `run` does
+            sipp_agents(
+                ports.sip,
+                port=phones,
+                answer_ms=500,
+                talk_ms=int(args.talk * 1000),
+                audio=args.audio,
+            ) as agents,
             sipp_caller(
                 ports.sip,
                 exten,
@@ -227,6 +250,12 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
                 wait_bye_ms=int((args.seconds + 120) * 1000),
             ) as callers,
         ):
+            measuring = True
+            # The callers and the phones are the outside world: on this
+            # machine they must not take the CPU from the system under test.
+            for load in (agents, callers):
+                if load.process is not None:
+                    os.setpriority(os.PRIO_PROCESS, load.process.pid, args.load_nice)
             shown = 0
             while callers.process is not None and callers.process.returncode is None:
                 await asyncio.sleep(1)
@@ -237,6 +266,9 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
                 if clock() - started > args.seconds + 180:
                     break
             await callers.wait(timeout=30)
+            measuring = False
+            if daemon is not None and args.census:
+                print_census(mode)
         elapsed = clock() - started
         lag_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -260,6 +292,12 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
                 print(box.cli(f"core show channel {line.split('!', 1)[0]}"))
             if daemon is not None:
                 print(f"  {mode}: FastAGI sessions open: {daemon.agi.stats.active}")
+            # Does a hang-up request clear them (what a reaper could do)?
+            for line in listing.splitlines():
+                print(box.cli(f"channel request hangup {line.split('!', 1)[0]}").strip())
+            await asyncio.sleep(2)
+            left = int(box.cli("core show channels count").split()[0] or 0)
+            print(f"  {mode}: after a hang-up request, channels left over: {left}")
         if daemon is not None:
             # Ours: entry and first ring of every caller, from the call path's
             # own records (the same monotonic clock as this listener).
@@ -294,6 +332,9 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
         "loop_lag_max_ms": max(lags, default=float("nan")) * 1000,
         "gc_full_pauses": float(len(pauses)),
         "gc_full_max_ms": max(pauses, default=0.0) * 1000,
+        # The same pauses in CPU time: far less means the thread was
+        # descheduled during the collection (a machine short of CPU).
+        "gc_full_max_cpu_ms": max(pauses_cpu, default=0.0) * 1000,
     }
     print(f"== {mode}")
     for key, value in figures.items():
@@ -325,6 +366,15 @@ if __name__ == "__main__":
     cli.add_argument("--agents", type=int, default=16)
     cli.add_argument("--talk", type=float, default=3.5)
     cli.add_argument("--no-compare", dest="compare", action="store_false")
+    cli.add_argument(
+        "--load-nice",
+        type=int,
+        default=10,
+        help="nice value of the sipp callers and agents (0: same priority as the daemon)",
+    )
+    cli.add_argument(
+        "--census", action="store_true", help="print the objects the GC walks at the end"
+    )
     cli.add_argument(
         "--no-audio", dest="audio", action="store_false", help="agents send no RTP (big runs)"
     )

@@ -7,7 +7,6 @@ and awaits them in reverse order of start.
 from __future__ import annotations
 
 import asyncio
-import gc
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from uuid import uuid4
@@ -85,22 +84,12 @@ from callcenter.store.interactions import (
     pending_callbacks,
 )
 from callcenter.store.interval_refresher import IntervalRefresher
+from callcenter.store.spool import spool_path
 from callcenter.store.stats import AgentInfo
 from callcenter.store.users import UserStore
 from callcenter.web import web_routes
 
 log = structlog.get_logger("callcenter.daemon")
-
-
-def freeze_startup_heap() -> None:
-    """Once the daemon has started, in a process that runs only it: keep the
-    ~125,000 objects of the imports and the configuration out of every later
-    garbage collection. A full collection walked them all and paused the event
-    loop for up to 290 ms at 30 calls/s (measured with bench/e2e_load.py),
-    delaying every ring behind it. Not for a process that starts many daemons
-    (tests): what is frozen is never collected."""
-    gc.collect()
-    gc.freeze()
 
 
 class Daemon:
@@ -239,7 +228,7 @@ class Daemon:
             db = self.settings.database
             self.writer = InteractionWriter(
                 self.pool,
-                spool=db.spool_dir / f"interactions-{self.settings.node.name}.jsonl",
+                spool=spool_path(db.spool_dir, self.settings.node.name),
                 max_memory_rows=db.writer_max_memory_rows,
                 write_timeout=db.write_timeout,
                 retry_max=db.writer_retry_max,
@@ -339,6 +328,8 @@ class Daemon:
                 elif name == "crm_session" and self.crm_session is not None:
                     await self.crm_session.close()
                 elif name == "pool":
+                    if self.users is not None:
+                        await self.users.close()  # sessions/audit rows waiting: a last try
                     await self.pool.close()
             except Exception:
                 log.exception("daemon.stop_failed", component=name)
@@ -375,6 +366,7 @@ class Daemon:
                     "written": self.writer.written,
                     "failures": self.writer.failures,
                     "spool_failures": self.writer.spool_failures,
+                    "rejected": self.writer.rejected,
                     "spool": str(self.writer.spool_path),
                 }
                 if self.writer
@@ -397,6 +389,7 @@ class Daemon:
             db_writer_oldest_seconds=self.writer.oldest_age() if self.writer else 0.0,
             db_writer_failures=self.writer.failures if self.writer else 0,
             db_writer_spool_failures=self.writer.spool_failures if self.writer else 0,
+            db_writer_rejected_rows=self.writer.rejected if self.writer else 0,
         )
 
     def _ivr_exits(self, outcome: Outcome) -> None:

@@ -90,7 +90,8 @@ async def _serve(settings: Any, demo_password: str | None = None) -> None:
     # pull in the whole daemon.
     from callcenter.crm.csv_import import import_csv
     from callcenter.crm.store import PgCrm
-    from callcenter.daemon import Daemon, freeze_startup_heap
+    from callcenter.daemon import Daemon
+    from callcenter.heap import serving_heap
     from callcenter.store.users import seed_site_users
 
     stop = asyncio.Event()
@@ -114,7 +115,7 @@ async def _serve(settings: Any, demo_password: str | None = None) -> None:
                     f"password {demo_password!r}",
                     flush=True,
                 )
-            freeze_startup_heap()
-            await stop.wait()
+            async with serving_heap():
+                await stop.wait()
         finally:
             await daemon.stop()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import weakref
 from collections.abc import AsyncIterator
 
 import pytest
@@ -99,6 +101,27 @@ async def test_routes_by_path_with_query_and_args_and_runs_commands() -> None:
     assert seen == [("flow", {"dnis": "0800"}, ("a b",)), "123", "0612345678", None]
     assert srv.stats.sessions == 1
     assert srv.stats.active == 0
+
+
+async def test_an_ended_session_frees_its_socket_without_a_full_collection() -> None:
+    """Refcounting alone frees a finished connection: a reference cycle
+    would keep it until a full collection, which pauses the event loop."""
+    transports: list[weakref.ref[asyncio.BaseTransport]] = []
+
+    async def flow(session: AgiSession) -> None:
+        transports.append(weakref.ref(session._writer.transport))
+        await session.answer()
+
+    gc.disable()  # only refcounting frees anything from here on
+    try:
+        async with server({"flow": flow}) as srv, call(srv, headers()) as ast:
+            assert await ast.command() == "ANSWER"
+            ast.send(b"200 result=0\n")
+            assert await ast.closed()
+        assert len(transports) == 1
+        assert transports[0]() is None, gc.get_referrers(transports[0]())
+    finally:
+        gc.enable()
 
 
 async def test_hangup_line_is_not_taken_as_the_reply() -> None:
