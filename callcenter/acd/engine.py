@@ -274,6 +274,7 @@ class Engine:
             del agent.items[interaction_id]
         self._withdraw(agent, call)
         self._log(at, "cancelled", interaction_id, agent_id, reason)
+        self._expire_if_past(at, call)  # its "expire" timer went by while it rang
         return []
 
     def redispatch(self, at: float) -> list[OfferDecision]:
@@ -478,8 +479,7 @@ class Engine:
     def _serve_call(self, at: float, call: LiveInteraction) -> list[OfferDecision]:
         if not call.waiting:
             return []
-        if call.not_after is not None and at >= call.not_after:
-            self._expire(at, call)  # back from RONA after its window closed
+        if self._expire_if_past(at, call):  # back from RONA after its window closed
             return []
         req = self._req(call, at)
         if req.overflow_to is not None and req.overflow_to != call.queue:
@@ -503,6 +503,8 @@ class Engine:
             choice = best_call_for(agent, at, self._waiting, self._req)
             if choice is None:
                 break
+            if self._expire_if_past(at, choice.call):
+                continue  # its window closed (its timer went by while it rang): never offered
             offers.append(self._offer(at, choice.call, agent, choice.reason))
         return offers
 
@@ -553,6 +555,14 @@ class Engine:
         del self.interactions[call.interaction_id]
         self.stats[call.queue].callbacks_expired += 1
         self._log(at, "expired", call.interaction_id, None, "callback window closed")
+
+    def _expire_if_past(self, at: float, call: LiveInteraction) -> bool:
+        """A waiting call whose window has closed is expired (True), whatever
+        became of its "expire" timer (consumed while it rang)."""
+        if call.not_after is None or at < call.not_after:
+            return False
+        self._expire(at, call)
+        return True
 
     def _arm_window(self, at: float, call: LiveInteraction) -> None:
         if call.not_before is not None and call.not_before > at:

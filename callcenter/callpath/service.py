@@ -63,6 +63,7 @@ from callcenter.stats.events import (
     Abandoned,
     AgentStateChanged,
     Answered,
+    CallbackClosed,
     CallbackRequested,
     CallbacksPending,
     Ended,
@@ -803,6 +804,7 @@ class CallPath:
             log.info(
                 "callback.failed", interaction=record.interaction_id, attempts=len(record.attempts)
             )
+            self._stat(CallbackClosed(now, record.interaction_id, "failed"))
             self._finish(record)
             self._persist_callback(record, "failed")
             return
@@ -820,6 +822,7 @@ class CallPath:
             return
         record.advance(PhaseEvent.EXPIRED)
         log.info("callback.expired", interaction=interaction_id, attempts=len(record.attempts))
+        self._stat(CallbackClosed(self.clock.now(), interaction_id, "expired"))
         self._finish(record)
         self._persist_callback(record, "expired")
 

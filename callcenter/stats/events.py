@@ -6,6 +6,7 @@ expected order is::
     Offered -> Answered -> [Transferred] -> Ended -> WrapUpEnded
     Offered -> Abandoned
     Offered -> CallbackRequested
+    Offered -> CallbackClosed          (a callback that ends failed or expired)
 
 A call without wrap-up sends WrapUpEnded at the same time as Ended: the
 interaction's record is complete only then. A transferred caller starts a new
@@ -53,6 +54,18 @@ class CallbackRequested:
 
     at: float
     interaction_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackClosed:
+    """A callback ended without reaching the customer: ``outcome`` is
+    ``"failed"`` (no attempt left, or the next would start after its window)
+    or ``"expired"`` (its window closed before an agent took it). It leaves
+    the queue, neither answered nor abandoned."""
+
+    at: float
+    interaction_id: str
+    outcome: str = "failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +138,7 @@ StatsEvent = (
     | Answered
     | Abandoned
     | CallbackRequested
+    | CallbackClosed
     | Transferred
     | Ended
     | WrapUpEnded

@@ -23,6 +23,7 @@ from callcenter.stats.events import (
     Abandoned,
     AgentStateChanged,
     Answered,
+    CallbackClosed,
     CallbackRequested,
     CallbacksPending,
     Ended,
@@ -41,6 +42,8 @@ WAIT_BUCKETS: tuple[float, ...] = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300,
 so "answered within T" can be read off the histogram exactly."""
 HANDLE_BUCKETS: tuple[float, ...] = (30, 60, 120, 180, 240, 300, 420, 600, 900, 1200, 1800, 3600)
 WINDOWS: tuple[int, ...] = (300, 900, 3600)
+_CLOSED = frozenset(("failed", "expired"))
+"""The outcomes of :class:`CallbackClosed`."""
 
 
 def window_label(seconds: int) -> str:
@@ -65,6 +68,10 @@ class QueueCounters:
     short_abandoned: int
     callbacks: int
     transferred: int
+    callbacks_failed: int = 0
+    """Callbacks that ended with no attempt left (:class:`CallbackClosed`)."""
+    callbacks_expired: int = 0
+    """Callbacks whose window closed before an agent took them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +120,8 @@ class _Counters:
         "answered",
         "answered_in_sl",
         "callbacks",
+        "callbacks_expired",
+        "callbacks_failed",
         "offered",
         "short_abandoned",
         "transferred",
@@ -122,6 +131,7 @@ class _Counters:
         self.offered = self.answered = self.answered_in_sl = 0
         self.abandoned = self.abandoned_in_sl = self.short_abandoned = 0
         self.callbacks = self.transferred = 0
+        self.callbacks_failed = self.callbacks_expired = 0
 
 
 class _Hist:
@@ -233,6 +243,8 @@ class RealtimeStats:
             return self._left(event.interaction_id, event.at, Outcome.ABANDONED)
         elif isinstance(event, CallbackRequested):
             return self._left(event.interaction_id, event.at, Outcome.CALLBACK)
+        elif isinstance(event, CallbackClosed):
+            return self._callback_closed(event)
         elif isinstance(event, Transferred):
             call = self._calls.get(event.interaction_id)
             if call is None or call.answered_at is None or call.transferred:
@@ -327,6 +339,33 @@ class RealtimeStats:
             origin=call.origin,
         )
 
+    def _callback_closed(self, event: CallbackClosed) -> InteractionRecord | None:
+        """A callback that failed or expired leaves the queue (waiting count,
+        longest wait). Neither answered nor abandoned: counted as offered and
+        apart, in no wait histogram and no service level (docs/kpis.md)."""
+        call = self._calls.get(event.interaction_id)
+        if call is None or call.answered_at is not None or event.outcome not in _CLOSED:
+            self.ignored_events += 1
+            return None
+        del self._calls[event.interaction_id]
+        q = self._queues[call.queue]
+        q.waiting.pop(event.interaction_id, None)
+        counters = q.counters[call.skill]
+        if event.outcome == "failed":
+            counters.callbacks_failed += 1
+        else:
+            counters.callbacks_expired += 1
+        return InteractionRecord(
+            event.interaction_id,
+            call.queue,
+            call.offered_at,
+            Outcome.OPEN,  # as history reads it: offered only
+            skill=call.skill,
+            customer_id=call.customer_id,
+            channel=call.channel,
+            origin=call.origin,
+        )
+
     def _ended(self, event: Ended) -> InteractionRecord | None:
         call = self._calls.get(event.interaction_id)
         if call is None or call.ended_at is not None:
@@ -413,6 +452,8 @@ class RealtimeStats:
                         c.short_abandoned,
                         c.callbacks,
                         c.transferred,
+                        c.callbacks_failed,
+                        c.callbacks_expired,
                     )
                 )
             self._prune(q, now)

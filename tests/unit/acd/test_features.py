@@ -206,6 +206,44 @@ def test_callback_expires_when_its_window_closes() -> None:
     assert acd.stats["support"].callbacks_expired == 1
 
 
+def test_a_callback_whose_offer_is_cancelled_after_its_window_expires_never_offered() -> None:
+    acd = Engine([QueueRules("support")])
+    acd.agent_login(0, agent("a1", support=5))
+    request = InteractionRequest("cb", "support", {"support": 1}, not_after=20, kind="callback")
+    [offer] = acd.interaction_arrived(0, request)
+    assert offer.agent_id == "a1"
+    assert acd.tick(20) == []  # its "expire" timer goes by while it rings
+    assert acd.offer_cancelled(25, "cb", "a1", "not placed: AMI down") == []
+    assert "cb" not in acd.interactions
+    assert acd.waiting_count() == 0
+    assert acd.stats["support"].callbacks_expired == 1
+    assert [(e.kind, e.interaction_id) for e in acd.audit][-2:] == [
+        ("cancelled", "cb"),
+        ("expired", "cb"),
+    ]
+    assert acd.redispatch(26) == []  # telephony back: nothing to offer
+    assert acd.agent_login(27, agent("a2", support=5)) == []
+    assert acd.tick(1000) == []
+    assert [e.kind for e in acd.audit].count("offer") == 1
+
+
+def test_an_agent_ready_at_a_callbacks_window_end_does_not_get_it() -> None:
+    acd = Engine([QueueRules("support")])
+    acd.agent_login(0, agent("a1", support=5))
+    acd.agent_pause(0, "a1", "break")
+    acd.interaction_arrived(0, call("cb"))
+    acd.callback_requested(1, "cb", not_after=20)
+    acd.interaction_arrived(5, call("c2"))
+    # Ready at the window's end, before the engine's "expire" timer is ticked.
+    [offer] = acd.agent_ready(20, "a1")
+    assert offer.interaction_id == "c2"  # the older callback is expired, not offered
+    assert "cb" not in acd.interactions
+    assert acd.stats["support"].callbacks_expired == 1
+    assert [e.kind for e in acd.audit if e.interaction_id == "cb"][-1] == "expired"
+    assert acd.tick(20) == []  # its timer finds nothing left to expire
+    assert acd.stats["support"].callbacks_expired == 1
+
+
 def test_callback_retry_policy() -> None:
     policy = CallbackPolicy(max_attempts=2, retry_delay={"busy": 60.0, "no_answer": 300.0})
     assert next_attempt(policy, 1, "busy", 100) == 160

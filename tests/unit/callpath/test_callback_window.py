@@ -12,9 +12,13 @@ import pytest
 from test_callpath_races import make_path  # the same fake telephony and site
 
 from callcenter.callpath.service import CallPath, CallRecord, Phase, row_of
-from callcenter.errors import RoutingError
+from callcenter.callpath.site import Site
+from callcenter.clock import ManualClock
+from callcenter.errors import AsteriskError, RoutingError
 from callcenter.protocol.ami_events import ChannelState
 from callcenter.protocol.channels import Channel, ChannelRemoved, DialEnded, OriginateResult
+from callcenter.stats import RealtimeStats, StatsConfig
+from callcenter.stats.realtime import QueueNow
 from callcenter.store.rows import CallbackRow
 from callcenter.testing.waiting import until
 
@@ -167,3 +171,95 @@ def test_a_window_that_ends_in_the_past_or_before_it_starts_is_refused() -> None
             "support", NUMBER, language="fr", not_before_wall=wall + 60, not_after_wall=wall + 30
         )
     assert path.calls == {}
+
+
+# ------------------------------------------- live queue figures (real time)
+def live_stats(path: CallPath, clock: ManualClock) -> RealtimeStats:
+    """The real-time aggregator fed by the call path, as the daemon wires it."""
+    stats = RealtimeStats(StatsConfig(), clock)
+    path.on_stats = stats.apply
+    return stats
+
+
+def support_now(stats: RealtimeStats) -> QueueNow:
+    [queue] = [q for q in stats.snapshot().queues if q.queue == "support"]
+    return queue
+
+
+async def test_an_expired_callback_leaves_the_live_queue_figures(f: Fixture) -> None:
+    stats = live_stats(f.path, f.clock)
+    callback_id = f.path.register_callback(
+        "support", NUMBER, language="fr", not_after_wall=f.clock.wall() + 60
+    )
+    await f.at(30)
+    assert (support_now(stats).waiting, support_now(stats).longest_wait) == (1, 30.0)
+    await f.at(31)
+    await until(lambda: callback_id not in f.path.calls, timeout=2, what="expired")
+    await f.at(100)
+    assert (support_now(stats).waiting, support_now(stats).longest_wait) == (0, 0.0)
+    [counters] = [c for c in stats.snapshot().counters if c.queue == "support"]
+    assert (counters.offered, counters.callbacks_expired, counters.abandoned) == (1, 1, 0)
+    assert stats.snapshot().ignored_events == 0
+
+
+async def test_a_failed_callback_leaves_the_live_queue_figures() -> None:
+    site = Site.model_validate(
+        {
+            "queues": {"support": {"skills": {"support": 1}, "callback_attempts": 1}},
+            "routes": {"default": {"queue": "support"}},
+            "agents": {"a01": {"name": "Agent 1", "endpoint": "agent1", "skills": {"support": 5}}},
+        }
+    )
+    path, _telephony, clock = make_path("L1", site=site)
+    stats = live_stats(path, clock)
+    await path.start()
+    try:
+        path.agent_login("a01", "agent1")
+        path.agent_pause("a01", path.site.pause_reasons[0])
+        callback_id = path.register_callback("support", NUMBER, language="fr")
+        record = path.calls[callback_id]
+        clock.advance(40)
+        assert (support_now(stats).waiting, support_now(stats).longest_wait) == (1, 40.0)
+        path.agent_ready("a01")
+        assert record.phase is Phase.RINGING
+        await asyncio.sleep(0)
+        path.on_change(OriginateResult("node1", None, "L1", True, 4))
+        path.on_change(DialEnded("node1", "L1", "PJSIP/trunk-00000002", "NOANSWER"))
+        leg_gone(path, "L1")
+        assert record.phase is Phase.FAILED  # its one attempt is over
+        clock.advance(100)
+        assert (support_now(stats).waiting, support_now(stats).longest_wait) == (0, 0.0)
+        [counters] = [c for c in stats.snapshot().counters if c.queue == "support"]
+        assert (counters.offered, counters.answered, counters.callbacks_failed) == (1, 0, 1)
+        assert stats.snapshot().ignored_events == 0
+    finally:
+        await path.stop()
+
+
+async def test_a_callback_offer_not_placed_after_its_window_end_expires_never_offered_again(
+    f: Fixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    placed = asyncio.Event()
+
+    async def not_placed(endpoint: str, number: str, *, channel_id: str, **_: object) -> str:
+        f.telephony.rings.append((endpoint, number, channel_id))
+        await placed.wait()
+        raise AsteriskError("AMI link down")  # could not even ring
+
+    monkeypatch.setattr(f.telephony, "ring_agent_for_callback", not_placed)
+    stats = live_stats(f.path, f.clock)
+    f.path.agent_login("a01", "agent1")
+    callback_id = f.path.register_callback(
+        "support", NUMBER, language="fr", not_after_wall=f.clock.wall() + 60
+    )
+    record = f.path.calls[callback_id]
+    await asyncio.sleep(0)
+    f.path.agent_login("a02", "agent2")  # ready, would be next
+    await f.at(61)
+    assert record.phase is Phase.RINGING  # still being placed when the window ends
+    placed.set()
+    await until(lambda: record.phase is Phase.EXPIRED, timeout=2, what="expired")
+    assert f.statuses(callback_id) == ["pending", "expired"]
+    await f.at(1)  # telephony back: a redispatch
+    assert [ring[0] for ring in f.telephony.rings] == ["agent1"]  # never offered to a02
+    assert support_now(stats).waiting == 0

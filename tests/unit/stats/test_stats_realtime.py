@@ -10,6 +10,7 @@ from callcenter.stats.events import (
     Abandoned,
     AgentStateChanged,
     Answered,
+    CallbackClosed,
     CallbackRequested,
     CallbacksPending,
     Ended,
@@ -120,6 +121,39 @@ def test_waiting_now_longest_wait_and_sliding_windows() -> None:
     assert (now.waiting, now.longest_wait) == (1, 311.0)
     clock.advance(3600)
     assert stats.snapshot().queues[0].service_level == {"5m": None, "15m": None, "1h": None}
+
+
+def test_a_callback_that_fails_or_expires_leaves_the_queue_counted_apart() -> None:
+    clock = ManualClock(start=0.0)
+    stats = RealtimeStats(CONFIG, clock)
+    stats.apply(Offered(0, "failed", "support", enqueued_at=-100))  # callbacks keep their place
+    stats.apply(Offered(0, "expired", "support", enqueued_at=-50, customer_id="0698"))
+    stats.apply(Offered(0, "caller", "support"))
+    clock.advance(10)
+    now = stats.snapshot().queues[0]
+    assert (now.waiting, now.longest_wait) == (3, 110.0)
+    failed = stats.apply(CallbackClosed(10, "failed", "failed"))
+    assert failed == InteractionRecord("failed", "support", -100, Outcome.OPEN)  # offered only
+    expired = stats.apply(CallbackClosed(10, "expired", "expired"))
+    assert expired is not None
+    assert (expired.outcome, expired.customer_id) == (Outcome.OPEN, "0698")
+    snap = stats.snapshot()
+    assert (snap.queues[0].waiting, snap.queues[0].longest_wait) == (1, 10.0)  # the caller's
+    [c] = snap.counters
+    assert (c.callbacks_failed, c.callbacks_expired) == (1, 1)
+    # Neither answered nor abandoned: in no wait histogram and no service level.
+    assert counters(stats, "support") == (3, 0, 0, 0, 0, 0, 0, 0)
+    assert snap.wait[("support", "abandoned")].count == 0
+    assert snap.queues[0].service_level2["1h"] is None
+    stats.apply(Answered(12, "caller", "bob"))
+    assert (stats.snapshot().queues[0].waiting, stats.snapshot().queues[0].longest_wait) == (0, 0)
+    # Twice, unknown, answered or an unknown outcome: ignored, never raised.
+    stats.apply(CallbackClosed(13, "failed", "failed"))
+    stats.apply(CallbackClosed(13, "caller", "failed"))
+    stats.apply(Offered(13, "odd", "support"))
+    stats.apply(CallbackClosed(14, "odd", "lost"))
+    assert stats.snapshot().ignored_events == 3
+    assert stats.snapshot().queues[0].waiting == 1
 
 
 def test_agents_by_state_and_skill() -> None:
