@@ -127,6 +127,16 @@ class StatsCollector(Collector):
                 "callbacks",
             ),
             ("transferred", "Answered calls transferred away by the agent.", "transferred"),
+            (
+                "callbacks_failed",
+                "Callbacks that ended without reaching the customer (attempts exhausted).",
+                "callbacks_failed",
+            ),
+            (
+                "callbacks_expired",
+                "Callbacks nobody took before the end of their window.",
+                "callbacks_expired",
+            ),
         )
         for name, doc, attribute in specs:
             family = CounterMetricFamily(

@@ -45,7 +45,7 @@ from callcenter.callpath.phases import FINISHED, Phase, PhaseEvent, next_phase
 from callcenter.callpath.ports import AcdPort, AgentProfile, InteractionRequest, OfferDecision
 from callcenter.callpath.site import RouteSetup, Site
 from callcenter.clock import Clock
-from callcenter.errors import AsteriskError, OriginateUnconfirmed, RoutingError
+from callcenter.errors import AsteriskError, IllegalTransition, OriginateUnconfirmed, RoutingError
 from callcenter.flows.inbound import Qualification, Resume, WaitSettings
 from callcenter.protocol.ami_events import ChannelState
 from callcenter.protocol.channels import (
@@ -820,7 +820,15 @@ class CallPath:
         record = self.calls.get(interaction_id)
         if record is None:
             return
-        record.advance(PhaseEvent.EXPIRED)
+        try:
+            record.advance(PhaseEvent.EXPIRED)
+        except IllegalTransition:
+            # Out of step with the ACD: kept in view (never dropped), and the
+            # rest of the batch (offers, agent states) goes on.
+            log.error(
+                "callback.expired_out_of_step", interaction=interaction_id, phase=record.phase
+            )
+            return
         log.info("callback.expired", interaction=interaction_id, attempts=len(record.attempts))
         self._stat(CallbackClosed(self.clock.now(), interaction_id, "expired"))
         self._finish(record)

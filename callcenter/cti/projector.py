@@ -22,6 +22,7 @@ from callcenter.stats.events import (
     Abandoned,
     AgentStateChanged,
     Answered,
+    CallbackClosed,
     CallbackRequested,
     Ended,
     Offered,
@@ -80,7 +81,9 @@ class Projector:
         for each event on the way to every ring."""
         if isinstance(event, Offered):
             return event.queue
-        if isinstance(event, Abandoned | CallbackRequested | Answered | Ended | Transferred):
+        if isinstance(
+            event, Abandoned | CallbackRequested | CallbackClosed | Answered | Ended | Transferred
+        ):
             return self._views.queue_of(event.interaction_id)
         return None
 

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from test_callpath_races import make_path  # the same fake telephony and site
 
+from callcenter.adapters.metrics import MetricsExporter
 from callcenter.callpath.service import CallPath, CallRecord, Phase, row_of
 from callcenter.callpath.site import Site
 from callcenter.clock import ManualClock
@@ -232,6 +233,11 @@ async def test_a_failed_callback_leaves_the_live_queue_figures() -> None:
         [counters] = [c for c in stats.snapshot().counters if c.queue == "support"]
         assert (counters.offered, counters.answered, counters.callbacks_failed) == (1, 0, 1)
         assert stats.snapshot().ignored_events == 0
+        scrape = MetricsExporter(stats).render().decode()
+        assert (
+            'callcenter_queue_callbacks_failed_total{queue="support",skill="support"} 1.0'
+            in scrape.splitlines()
+        )
     finally:
         await path.stop()
 
@@ -263,3 +269,16 @@ async def test_a_callback_offer_not_placed_after_its_window_end_expires_never_of
     await f.at(1)  # telephony back: a redispatch
     assert [ring[0] for ring in f.telephony.rings] == ["agent1"]  # never offered to a02
     assert support_now(stats).waiting == 0
+
+
+def test_an_expiry_out_of_step_with_the_call_path_is_logged_and_changes_nothing() -> None:
+    """The ACD says a callback expired while the call path has it connected:
+    the table refuses it, the record stays in view, nothing raises (the rest
+    of the ACD's batch of offers and agent states must go on)."""
+    path, _telephony, _clock = make_path()
+    callback_id = path.register_callback("support", NUMBER, language="fr")
+    record = path.calls[callback_id]
+    record.phase = Phase.CONNECTED  # as if the service and the ACD disagreed
+    path._expired(callback_id)
+    assert record.phase is Phase.CONNECTED
+    assert path.calls[callback_id] is record
