@@ -328,9 +328,11 @@ class Daemon:
                 elif name == "crm_session" and self.crm_session is not None:
                     await self.crm_session.close()
                 elif name == "pool":
-                    if self.users is not None:
-                        await self.users.close()  # sessions/audit rows waiting: a last try
-                    await self.pool.close()
+                    try:
+                        if self.users is not None:
+                            await self.users.close()  # sessions/audit rows waiting: a last try
+                    finally:
+                        await self.pool.close()
             except Exception:
                 log.exception("daemon.stop_failed", component=name)
         self._started.clear()

@@ -27,6 +27,7 @@ the adapter boundary and re-raised as one of these, with the original chained
     ├── SpeechError            speech recognition failed during a call (the IVR falls back)
     ├── PromptBuildError       text prompts could not be rendered (espeak-ng or sox failing)
     ├── StoreError             the database failed or refused a write
+    │   └── StoreUnavailable   the database cannot be reached now; try again
     ├── AuthError              who is calling, and may they?
     │   ├── NotAuthenticated   no credentials, wrong password, expired or revoked token
     │   └── Forbidden          authenticated, but the role or the target forbids it
@@ -148,6 +149,11 @@ class PromptBuildError(CallCenterError):
 
 class StoreError(CallCenterError):
     """A database operation failed."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached or cannot answer now (connection lost,
+    busy, failing over): the same request may succeed later."""
 
 
 class AuthError(CallCenterError):

@@ -4,6 +4,9 @@
 ``replay-rejected``: write again the rows PostgreSQL refused (the writer's
 rejected file, ``<spool_dir>/interactions-<node>.jsonl.rejected``, or
 ``--file``) once their cause is fixed; those still refused stay in the file.
+One replay at a time: a second one stops at once, "a replay is already
+running" (exit 2), and so does a replay whose file was replaced or edited
+while it ran (the file left as it is; run it again).
 """
 
 from __future__ import annotations

@@ -36,7 +36,14 @@ Writes
     lost, or a replay from the spool, stores nothing twice: interactions,
     their legs and callbacks are upserts on their own ids; ACD decisions and
     agent states carry ``row_key``, a UUID given at submit (kept in the
-    spool) and unique in their table (``ON CONFLICT DO NOTHING``).
+    spool) and unique in their table (``ON CONFLICT DO NOTHING``). Every
+    row also carries its version, its submit time (``version_at``, never
+    before the previous row's): an older version written late (a rejected
+    row replayed, rows out of order) never replaces a newer one. An
+    interaction or a callback is updated only by a version not older than
+    the stored one; an agent state is slotted in by ``since`` (then
+    ``version_at``), so it ends the state before it only if that one began
+    earlier, and stays open only if no later state is stored.
 
 Refused rows
     A row PostgreSQL refuses for what it holds (:func:`refusal`: SQLSTATE
@@ -50,11 +57,12 @@ Refused rows
     kind, key, reason) and counted (``rejected``), and the next rows go on.
     It is never retried automatically: ``callcenter db replay-rejected``
     (:func:`replay_rejected`) writes it again once the cause is fixed. If
-    the rejected file cannot be written, the row stays at the head and is
-    tried again after the backoff (never dropped). Without a spool file the
-    row is only logged, in full. Everything else (connection lost, too many
-    connections, admin shutdown, serialization failure, a missing table, a
-    timeout, a bug) is retried as above.
+    the rejected file cannot be written (the failed append undone), the row
+    stays at the head and is tried again after the backoff, never dropped
+    nor set aside twice (``store.reject_failed``, ``kept``). Without a
+    spool file the row is only logged, in full. Everything else (connection
+    lost, too many connections, admin shutdown, serialization failure, a
+    missing table, a timeout, a bug) is retried as above.
 
 The rows are :mod:`callcenter.store.rows`; the spool file's format and
 operations are :mod:`callcenter.store.spool`.
@@ -79,6 +87,7 @@ import asyncpg
 import structlog
 
 from callcenter.errors import StoreError
+from callcenter.store.db import Refusal, bounded, refusal
 from callcenter.store.rows import (
     AgentStateRow,
     CallbackRow,
@@ -94,7 +103,8 @@ from callcenter.store.spool import (
     encode_entry,
     encode_rejected,
     kind_of,
-    read_rejected,
+    read_rejected_file,
+    replay_lock,
     settle_rejected,
 )
 from callcenter.tasks import cancel_and_wait
@@ -107,39 +117,6 @@ _READ_CHUNK = 2_000
 """Spool lines read back at once (in a thread)."""
 _SPOOL_BATCH = 1_000
 """Rows appended to the spool per write and fsync."""
-REFUSED_SQLSTATE_CLASSES = frozenset({"22", "23"})
-"""SQLSTATE classes that refuse a row for good: data exception, integrity
-constraint violation."""
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """Why PostgreSQL refuses a row: writing it again cannot succeed."""
-
-    sqlstate: str
-    error: str
-
-
-def refusal(exc: BaseException) -> Refusal | None:
-    """The refusal ``exc`` is, or None: a failure to retry.
-
-    Refused: SQLSTATE class 22 (data exception: a NUL byte or an invalid
-    byte sequence in a text, a value too long or out of range, a malformed
-    JSON value...), class 23 (integrity violation: a check, a foreign key, a
-    unique index other than the one the row is idempotent on, which ``ON
-    CONFLICT`` absorbs). asyncpg raises an argument it cannot encode (not a
-    UUID, an integer beyond int32) as ``DataError``, 22000, before sending.
-    Anything else is the database's state, not the row's, and is retried:
-    connection errors (08), too many connections (53), admin shutdown (57),
-    serialization failure and deadlock (40), a table renamed away (42),
-    timeouts, OS errors, bugs.
-    """
-    if not isinstance(exc, asyncpg.PostgresError):
-        return None
-    sqlstate = str(exc.sqlstate or "")
-    if sqlstate[:2] not in REFUSED_SQLSTATE_CLASSES:
-        return None
-    return Refusal(sqlstate, f"{type(exc).__name__}: {exc}")  # with its DETAIL line
 
 
 def _row_id(row: Row) -> str | None:
@@ -150,23 +127,34 @@ def _row_id(row: Row) -> str | None:
     return None
 
 
+# Versions: ``version_at`` is when the row was submitted (Entry.at, kept in
+# the spool and the rejected file). An interaction or a callback is updated
+# only by a version not older than the stored one (NULL: stored before
+# versions), so a late old version (a replayed rejected row) changes
+# nothing; equal, it is the same version again (a retry) or the same
+# instant. No row comes back then, and the legs are left as they are too.
 _UPSERT = """
 INSERT INTO interactions (id, channel, direction, node, linkedid, queue, caller_number,
     customer_id, language, priority, created_at, enqueued_at, answered_at, ended_at,
-    agent_id, outcome, context)
-VALUES ($1, 'voice', $15, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13, $14)
+    agent_id, outcome, context, version_at)
+VALUES ($1, 'voice', $15, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13, $14, $16)
 ON CONFLICT (id) DO UPDATE SET
     answered_at = EXCLUDED.answered_at, ended_at = EXCLUDED.ended_at,
-    agent_id = EXCLUDED.agent_id, outcome = EXCLUDED.outcome, context = EXCLUDED.context
+    agent_id = EXCLUDED.agent_id, outcome = EXCLUDED.outcome, context = EXCLUDED.context,
+    version_at = EXCLUDED.version_at
+WHERE interactions.version_at IS NULL OR interactions.version_at <= EXCLUDED.version_at
+RETURNING id
 """
 
 _CALLBACK = """
 INSERT INTO callbacks (id, origin, node, queue, number, language, priority, enqueued_at,
-    not_before, status, attempts, agent_id, updated_at, not_after)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now(), $13)
+    not_before, status, attempts, agent_id, updated_at, not_after, version_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now(), $13, $14)
 ON CONFLICT (id) DO UPDATE SET
     not_before = EXCLUDED.not_before, not_after = EXCLUDED.not_after, status = EXCLUDED.status,
-    attempts = EXCLUDED.attempts, agent_id = EXCLUDED.agent_id, updated_at = now()
+    attempts = EXCLUDED.attempts, agent_id = EXCLUDED.agent_id, updated_at = now(),
+    version_at = EXCLUDED.version_at
+WHERE callbacks.version_at IS NULL OR callbacks.version_at <= EXCLUDED.version_at
 """
 
 _LEG = """
@@ -181,17 +169,34 @@ VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (row_key) DO NOTHING
 """
 
-# The new state closes the agent's open one, unless it is already stored (a
-# retry): the UPDATE does not see the row its CTE inserts.
+# An agent's states follow one another in the order of (since, version_at)
+# (NULL: before any version; the submit time orders two states with the
+# same since, a new pause reason say). A new state (not stored yet: a retry
+# changes nothing) ends where the next stored one begins (none: it is the
+# open one), and ends the one before it at its own since if that one was
+# open or ended later. So a late old state is slotted in where it belongs
+# and never closes a newer one. The statement does not see the row its CTE
+# inserts.
 _AGENT_STATE = """
 WITH new AS (
-    INSERT INTO agent_states (row_key, agent_id, state, reason, since)
-    VALUES ($1, $2, $3, $4, $5)
+    INSERT INTO agent_states (row_key, agent_id, state, reason, since, until, version_at)
+    SELECT $1::uuid, $2::text, $3::text, $4::text, $5::timestamptz, (
+        SELECT min(since) FROM agent_states
+        WHERE agent_id = $2
+            AND (since, coalesce(version_at, '-infinity'))
+                > ($5::timestamptz, $6::timestamptz)
+    ), $6::timestamptz
     ON CONFLICT (row_key) DO NOTHING
     RETURNING id
 )
-UPDATE agent_states SET until = $5
-WHERE agent_id = $2 AND until IS NULL AND EXISTS (SELECT 1 FROM new)
+UPDATE agent_states SET until = $5::timestamptz
+WHERE id = (
+    SELECT id FROM agent_states
+    WHERE agent_id = $2
+        AND (since, coalesce(version_at, '-infinity')) <= ($5::timestamptz, $6::timestamptz)
+    ORDER BY since DESC, coalesce(version_at, '-infinity') DESC, id DESC
+    LIMIT 1
+) AND (until IS NULL OR until > $5::timestamptz) AND EXISTS (SELECT 1 FROM new)
 """
 
 
@@ -292,6 +297,7 @@ class InteractionWriter:
         """Spool operations that failed (rows stay in memory meanwhile)."""
         self.corrupt_lines = 0
         self.rejected = 0
+        self._last_at = 0.0
         """Rows PostgreSQL refused, set aside in the rejected file (not retried)."""
 
     @property
@@ -330,7 +336,10 @@ class InteractionWriter:
 
     def submit(self, row: Row) -> None:
         """Queue ``row``; never blocks. Its idempotency key is given here."""
-        entry = Entry(row, uuid.uuid4(), self._clock())
+        # The submit time is the row's version (see _UPSERT): never before
+        # the previous row's, even if the wall clock steps back.
+        self._last_at = max(self._clock(), self._last_at)
+        entry = Entry(row, uuid.uuid4(), self._last_at)
         if self._stopped:
             self._submit_after_stop(entry)
             return
@@ -421,19 +430,28 @@ class InteractionWriter:
                         try:
                             await self._io(functools.partial(self._set_aside, entry, refused))
                         except Exception as failure:
-                            # Kept at the head (never dropped): written and
-                            # refused again after the backoff, then set aside.
+                            # Not in the rejected file (append_rejected
+                            # undoes a failed append), kept at the head
+                            # (never dropped): written and refused again
+                            # after the backoff, then set aside.
                             self.spool_failures += 1
                             log.error(
                                 "store.reject_failed",
+                                kind=kind_of(entry.row),
+                                key=str(entry.key),
+                                id=_row_id(entry.row),
                                 path=str(self.rejected_path),
                                 error=f"{type(failure).__name__}: {failure}",
+                                kept="at the head",
                                 retry_in=delay,
                             )
                             await asyncio.sleep(delay)
                             delay = min(self._retry_max, delay * 2)
                             continue
                         delay = RETRY_MIN
+                        # Set aside and off the queue (store.row_rejected):
+                        # what may fail now is the spool's housekeeping.
+                        await self._moved_on(entry)
                         continue
                     self.failures += 1
                     self._failing = True
@@ -459,18 +477,29 @@ class InteractionWriter:
                 delay = min(self._retry_max, delay * 2)
 
     async def _done(self, entry: Entry) -> None:
-        """The head row is written or set aside: the queue moves on."""
+        """The head row is written: the queue moves on."""
+        self._pop(entry)
+        await self._moved_on(entry)
+
+    def _pop(self, entry: Entry) -> None:
+        """The head row (written or set aside) off the queue."""
         self._memory.popleft()
         if entry.from_spool:
             self._from_file -= 1
-            if not self._from_file and not self._file_rows:
-                await self._io(self._remove_consumed)
+
+    async def _moved_on(self, entry: Entry) -> None:
+        """After :meth:`_pop`: the spool file goes once every row read back
+        from it is done."""
+        if entry.from_spool and not self._from_file and not self._file_rows:
+            await self._io(self._remove_consumed)
         if not self.backlog:
             self._drained.set()
 
     async def _set_aside(self, entry: Entry, refused: Refusal) -> None:
-        """The refused head row to the rejected file (logged, counted); the
-        queue moves on. One job, so a stop meanwhile does not spool it again."""
+        """The refused head row to the rejected file (logged, counted) and
+        off the queue; raises, nothing changed (not in the file, still at
+        the head), if the file cannot be written. One job, so a stop
+        meanwhile does not spool it again."""
         row = entry.row
         fields = {
             "kind": kind_of(row),
@@ -489,10 +518,10 @@ class InteractionWriter:
                 # Not even JSON: the log is its only trace.
                 log.error("store.row_rejected", **fields, row=repr(row), unsaved=str(exc))
             else:
-                await asyncio.to_thread(append_rejected, path, line)
+                await asyncio.to_thread(append_rejected, path, line, str(entry.key))
                 log.error("store.row_rejected", **fields, moved_to=str(path))
         self.rejected += 1
-        await self._done(entry)
+        self._pop(entry)
 
     async def write_once(self, entry: Entry) -> None:
         """Write one row now, within ``write_timeout``, without the queue or
@@ -500,30 +529,8 @@ class InteractionWriter:
         await self._write_bounded(entry)
 
     async def _write_bounded(self, entry: Entry) -> None:
-        """One write within ``write_timeout``. On timeout the connection is
-        closed (terminate: no cancel request, no rollback that could hang on a
-        dead link), which ends the write at once."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._write_timeout
-        connection = await self._pool.acquire(timeout=self._write_timeout)
-        try:
-            job = asyncio.ensure_future(self._write(connection, entry))
-            try:
-                done, _ = await asyncio.wait({job}, timeout=max(0.0, deadline - loop.time()))
-            except asyncio.CancelledError:
-                connection.terminate()
-                job.cancel()
-                await asyncio.wait({job})
-                raise
-            if not done:
-                connection.terminate()
-                await asyncio.wait({job})
-                if not job.cancelled():
-                    job.exception()  # retrieved: the connection's end, expected
-                raise TimeoutError(f"no answer from PostgreSQL within {self._write_timeout} s")
-            job.result()
-        finally:
-            await self._pool.release(connection, timeout=self._write_timeout)
+        """One write within ``write_timeout`` (:func:`~callcenter.store.db.bounded`)."""
+        await bounded(self._pool, lambda c: self._write(c, entry), self._write_timeout)
 
     async def _write(self, connection: asyncpg.Connection, entry: Entry) -> None:
         row = entry.row
@@ -540,7 +547,13 @@ class InteractionWriter:
             return
         if isinstance(row, AgentStateRow):
             await connection.execute(
-                _AGENT_STATE, entry.key, row.agent_id, row.state, row.reason, _ts(row.since)
+                _AGENT_STATE,
+                entry.key,
+                row.agent_id,
+                row.state,
+                row.reason,
+                _ts(row.since),
+                _ts(entry.at),
             )
             return
         if isinstance(row, CallbackRow):
@@ -559,10 +572,11 @@ class InteractionWriter:
                 json_text(list(row.attempts)),
                 row.agent_id,
                 _ts(row.not_after),
+                _ts(entry.at),
             )
             return
         async with connection.transaction():
-            await connection.execute(
+            stored = await connection.fetchval(
                 _UPSERT,
                 row.interaction_id,
                 row.node,
@@ -579,7 +593,10 @@ class InteractionWriter:
                 row.outcome,
                 json_text(row.context),
                 row.direction,
+                _ts(entry.at),
             )
+            if stored is None:
+                return  # a newer version is stored: its legs stay
             for leg in row.legs:
                 await connection.execute(
                     _LEG,
@@ -785,9 +802,26 @@ async def replay_rejected(
 ) -> ReplayResult:
     """Write the rejected file's rows again, in order (``callcenter db
     replay-rejected``); the file keeps only those still refused (and lines
-    a writer appended meanwhile). Rows keep their idempotency key: a second
-    replay stores nothing twice."""
-    lines, consumed = await asyncio.to_thread(read_rejected, path)
+    a writer appended meanwhile). Rows keep their idempotency key and their
+    version (submit time): a second replay stores nothing twice, and an old
+    version never replaces a newer one stored since.
+
+    One replay at a time (:func:`~callcenter.store.spool.replay_lock`:
+    StoreError "a replay is already running"); StoreError, the file left
+    as it is, if it was replaced or edited during the replay."""
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(replay_lock(path))
+        except FileNotFoundError:
+            return ReplayResult(0, 0, 0, None)  # no such directory: no file
+        return await _replay_locked(pool, path, write_timeout=write_timeout, clock=clock)
+
+
+async def _replay_locked(
+    pool: asyncpg.Pool, path: Path, *, write_timeout: float, clock: Callable[[], float]
+) -> ReplayResult:
+    read = await asyncio.to_thread(read_rejected_file, path)
+    lines = read.lines
     writer = InteractionWriter(pool, write_timeout=write_timeout, clock=clock)
     keep: list[bytes] = []
     written = refused_count = unreadable = 0
@@ -822,5 +856,5 @@ async def replay_rejected(
             continue
         written += 1
     if lines:
-        await asyncio.to_thread(settle_rejected, path, b"".join(keep), consumed)
+        await asyncio.to_thread(settle_rejected, path, b"".join(keep), read.consumed, read.identity)
     return ReplayResult(written, refused_count, unreadable, stopped)

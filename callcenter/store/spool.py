@@ -24,7 +24,13 @@ succeed), never retried automatically: the same lines, each with why::
 ``callcenter db replay-rejected`` writes them again once the cause is fixed
 and keeps those still refused. Both sides lock the file itself (``flock``)
 and check, once they hold the lock, that it is still the file at that path
-(the replay replaces or removes it).
+(the replay replaces or removes it). One replay at a time: it holds
+``<file>.replay.lock`` (``flock``, not waiting) from start to end, and a
+second one stops at once ("a replay is already running"). The replay then
+settles the file only if it is still the one it read (same device and inode,
+the lines it read unchanged): replaced or edited meanwhile, nothing is
+settled and it says so (its rows, written again by the next replay, are
+stored once).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -282,13 +289,40 @@ def _locked(path: Path, *, create: bool) -> Iterator[int | None]:
             os.close(fd)  # releases the lock
 
 
-def append_rejected(path: Path, data: bytes) -> None:
-    """Append lines to the rejected file (locked, fsync)."""
-    created = not path.exists()
+def _holds_key(fd: int, size: int, key: str, slack: int) -> bool:
+    """The file's last line (complete) is the row ``key``'s: an append whose
+    failure could not be undone (the truncate failed too) left it there."""
+    start = max(0, size - slack)
+    tail = os.pread(fd, size - start, start)
+    if not tail.endswith(b"\n"):
+        return False
+    cut = tail.rfind(b"\n", 0, len(tail) - 1)
+    if cut < 0 and start > 0:
+        return False  # longer than any line of this row
+    try:
+        return bool(json.loads(tail[cut + 1 :]).get("key") == key)
+    except (ValueError, AttributeError):
+        return False
+
+
+def append_rejected(path: Path, data: bytes, key: str | None = None) -> None:
+    """Append lines to the rejected file (locked, fsync): there once it
+    returns, not there when it raises (a new file's directory is synced
+    first, so nothing can fail once the lines are in; a failed write is cut
+    off again). ``key``: ``data`` is that row's one line, not appended again
+    if the file already ends with it (an earlier attempt whose failure could
+    not be undone: the truncate failed too)."""
     with _locked(path, create=True) as fd:
         assert fd is not None
         with open(fd, "ab", closefd=False) as f:
             start = f.tell()
+            if not start:
+                # New (or left empty by a failed attempt): its name is made
+                # durable before any line goes in.
+                _fsync_dir(path.parent)
+            if key is not None and start and _holds_key(fd, start, key, len(data) + 4096):
+                os.fsync(fd)
+                return
             if start and os.pread(fd, 1, start - 1) != b"\n":
                 data = b"\n" + data  # a line cut short by a crash stays one line
             try:
@@ -299,16 +333,27 @@ def append_rejected(path: Path, data: bytes) -> None:
                 with contextlib.suppress(OSError):
                     f.truncate(start)
                 raise
-    if created:
-        _fsync_dir(path.parent)
 
 
-def read_rejected(path: Path) -> tuple[list[tuple[bytes, Entry | str]], int]:
-    """Every line of the rejected file, decoded (or why not), and the bytes
-    read; nothing when there is no file."""
+@dataclass(frozen=True, slots=True)
+class RejectedRead:
+    """What a replay read from the rejected file, to settle it by."""
+
+    lines: list[tuple[bytes, Entry | str]]
+    """Every line, decoded (or why not)."""
+    consumed: int
+    """Bytes read."""
+    identity: tuple[int, int, str] | None
+    """(device, inode, sha256 of the bytes read); None: no file."""
+
+
+def read_rejected_file(path: Path) -> RejectedRead:
+    """Every line of the rejected file, decoded (or why not), the bytes read
+    and which file it was; nothing when there is no file."""
     with _locked(path, create=False) as fd:
         if fd is None:
-            return [], 0
+            return RejectedRead([], 0, None)
+        held = os.fstat(fd)
         data = path.read_bytes()
     out: list[tuple[bytes, Entry | str]] = []
     for line in data.splitlines(keepends=True):
@@ -318,15 +363,43 @@ def read_rejected(path: Path) -> tuple[list[tuple[bytes, Entry | str]], int]:
             out.append((line, decode_entry(line)))
         except ValueError as exc:
             out.append((line, str(exc)))
-    return out, len(data)
+    digest = hashlib.sha256(data).hexdigest()
+    return RejectedRead(out, len(data), (held.st_dev, held.st_ino, digest))
 
 
-def settle_rejected(path: Path, keep: bytes, consumed: int) -> None:
+def read_rejected(path: Path) -> tuple[list[tuple[bytes, Entry | str]], int]:
+    """Every line of the rejected file, decoded (or why not), and the bytes
+    read; nothing when there is no file."""
+    read = read_rejected_file(path)
+    return read.lines, read.consumed
+
+
+def settle_rejected(
+    path: Path, keep: bytes, consumed: int, identity: tuple[int, int, str] | None = None
+) -> None:
     """The rejected file becomes ``keep`` and what was appended to it after
     its first ``consumed`` bytes (by a writer, during the replay); removed
-    when that is nothing."""
-    with _locked(path, create=True) as fd:
-        assert fd is not None
+    when that is nothing. With ``identity`` (:class:`RejectedRead`), a
+    StoreError, nothing changed, if the file is no longer the one read: gone,
+    replaced, cut short or its first ``consumed`` bytes edited."""
+    with _locked(path, create=identity is None) as fd:
+        if fd is None:
+            raise StoreError(
+                f"{path}: removed during the replay: nothing settled"
+                " (the rows written are stored once if replayed again)"
+            )
+        if identity is not None:
+            held = os.fstat(fd)
+            head = os.pread(fd, consumed, 0)
+            if (
+                (held.st_dev, held.st_ino) != identity[:2]
+                or len(head) != consumed
+                or hashlib.sha256(head).hexdigest() != identity[2]
+            ):
+                raise StoreError(
+                    f"{path}: replaced or edited during the replay: nothing settled"
+                    " (the rows written are stored once if replayed again)"
+                )
         with path.open("rb") as src:
             src.seek(consumed)
             rest = src.read()
@@ -340,3 +413,31 @@ def settle_rejected(path: Path, keep: bytes, consumed: int) -> None:
                 os.fsync(out.fileno())
             tmp.replace(path)
         _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def replay_lock(path: Path) -> Iterator[None]:
+    """Held for a whole replay of the rejected file ``path``
+    (``<path>.replay.lock``, ``flock``); StoreError at once if another
+    replay holds it. FileNotFoundError: no such directory (so no file)."""
+    lock_path = path.with_name(path.name + ".replay.lock")
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise StoreError(f"{lock_path}: cannot take the replay lock: {exc}") from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            raise StoreError(
+                f"{path}: a replay is already running (pid {holder}); run it again once"
+                " that one has ended"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

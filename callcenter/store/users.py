@@ -4,18 +4,25 @@ Passwords are hashed with argon2id (argon2-cffi's defaults follow RFC 9106);
 hashing takes tens of milliseconds of CPU on purpose, so it runs in a thread.
 A session token is shown once to the browser; the table keeps its SHA-256.
 
-While PostgreSQL cannot be reached
-----------------------------------
+While PostgreSQL cannot answer
+------------------------------
 Calls keep flowing through a database outage, so the agents taking them must
-keep their desktops (ready, pause, disposition, transfer). "Cannot be
-reached" means the connection failed: refused, reset, no answer within
-``timeout`` (every query is bounded), PostgreSQL shutting down or out of
-connections, the pool closed. A statement the database *refuses* is not an
-outage and fails as before (:class:`StoreError`, REST 503).
+keep their desktops (ready, pause, disposition, transfer). Every failure but
+a refusal (SQLSTATE class 22 or 23, :func:`~callcenter.store.db.refusal`)
+means "cannot answer now, try again" (:class:`StoreUnavailable`, REST 503):
+the connection failed, no answer within ``timeout`` (every query is
+bounded), PostgreSQL shutting down or out of connections, no free pool
+connection, a serialization failure, a read-only transaction during a
+failover. A statement the database *refuses* fails as before
+(:class:`StoreError`, REST 503) and what it would have written is dropped.
+Only a lost connection (:func:`~callcenter.store.db.connection_lost`: not a
+busy pool, not class 53) makes the requests that can be answered from
+memory skip the database for ``retry_after`` seconds (the retry task still
+tries it).
 
 * **Sessions.** The store remembers every session it opened or resolved,
   keyed by the token's SHA-256 (never the token): who, and ``expires_at``.
-  When the database cannot be reached, ``resolve`` answers from there; expiry
+  When the database cannot answer, ``resolve`` answers from there; expiry
   is still enforced from the remembered ``expires_at``. When the database
   answers it is the authority: a revoked, expired or deleted session drops
   its entry, a disabled or deleted user drops every entry of theirs. At most
@@ -26,16 +33,20 @@ outage and fails as before (:class:`StoreError`, REST 503).
   a user may log in again: the password is checked against that hash, the
   session gets the same ``session_ttl``, and it is written to
   ``user_sessions`` when the database is back (an idempotent upsert; also at
-  that token's first request that reaches the database). Anyone else gets a
-  StoreError (REST 503 "authentication unavailable, try again"). This is safe
-  enough because nothing is accepted that the database did not accept: the
-  hash is the one it held when last read (a different hash, a disabled or
-  deleted user, seen by any later read, drops it), the expiry is the same, and
-  every session is written back, so afterwards the database is as if it had
-  never been away (listed, revocable, expiring). What an outage can delay is a
-  change this daemon has not read yet (a password reset or a user disabled
-  from the CLI or another daemon since this one last read that user): it
-  applies at that user's first request once the database answers again.
+  that token's first request that reaches the database), but only if the
+  user still has that hash and is not disabled: else the session ends there
+  (a password reset or a disable during the outage ends it). Anyone else
+  gets a StoreUnavailable (REST 503 "authentication unavailable, try again")
+  after the same argon2 work as a remembered login; the status (503, not
+  401) still tells that the login was not remembered. This is safe enough
+  because nothing is accepted that the database did not accept: the hash is
+  the one it held when last read (a different hash, a disabled or deleted
+  user, seen by any later read, drops it), the expiry is the same, and every
+  session is written back or ended, so afterwards the database is as if it
+  had never been away (listed, revocable, expiring). What an outage can
+  delay is a change this daemon has not read yet (a session revoked or a
+  user disabled from the CLI or another daemon since this one last read
+  it): it applies at that token's first request once the database answers.
 * **Logouts.** A logout replaces the entry at once by a "revoked" mark that
   wins over every other answer, the database's included, until the
   revocation is written (then the mark goes and the database is the
@@ -63,7 +74,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 import structlog
@@ -72,7 +83,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from callcenter.callpath.site import Site
 from callcenter.cti.access import Principal, Role, new_token, token_digest
-from callcenter.errors import ConfigError, NotAuthenticated, StoreError
+from callcenter.errors import ConfigError, NotAuthenticated, StoreError, StoreUnavailable
+from callcenter.store.db import bounded, connection_lost, refusal
 from callcenter.tasks import cancel_and_wait
 
 log = structlog.get_logger("callcenter.store.users")
@@ -98,33 +110,21 @@ _RESOLVE = """SELECT u.login, u.role, u.agent_id, u.language, u.disabled, u.pass
                      s.expires_at
               FROM user_sessions s JOIN users u USING (login)
               WHERE s.token_hash = $1 AND NOT s.revoked AND s.expires_at > $2"""
-# Idempotent: a retry after a lost reply, or a session written twice, is harmless;
-# a revocation is never undone.
+# Only while the user still has the hash the password was checked against (no
+# row: refused). Idempotent: a retry after a lost reply, or a session written
+# twice, is harmless; a revocation is never undone.
 _UPSERT_SESSION = """INSERT INTO user_sessions (token_hash, login, created_at, expires_at, revoked)
-                     VALUES ($1, $2, $3, $4, $5)
+                     SELECT $1, login, $3, $4, $5 FROM users
+                     WHERE login = $2 AND password_hash = $6 AND NOT disabled
                      ON CONFLICT (token_hash) DO UPDATE
                      SET revoked = user_sessions.revoked OR EXCLUDED.revoked"""
 _REVOKE = "UPDATE user_sessions SET revoked = true WHERE token_hash = $1"
 _AUDIT = "INSERT INTO audit_log (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)"
+_AUDIT_TRAIL = """SELECT at, actor, action, target, detail FROM audit_log
+                  ORDER BY at DESC, id DESC LIMIT $1"""
+_INVALID = "invalid or expired session; log in again"
 
 T = TypeVar("T")
-
-
-class _Unreachable(StoreError):
-    """The database could not be reached (not: it refused the statement)."""
-
-
-def _unreachable(exc: BaseException) -> bool:
-    if isinstance(exc, asyncpg.InterfaceError) and isinstance(exc, ValueError):
-        return False  # an argument asyncpg cannot encode: a refusal
-    return isinstance(
-        exc,
-        OSError  # refused, reset, TimeoutError (ours and the pool's)
-        | asyncpg.exceptions.PostgresConnectionError  # class 08: the connection died
-        | asyncpg.exceptions.OperatorInterventionError  # class 57: shutting down, starting
-        | asyncpg.exceptions.InsufficientResourcesError  # class 53: too many connections
-        | asyncpg.InterfaceError,  # the pool is closed or closing
-    )
 
 
 @dataclass(slots=True)
@@ -135,8 +135,9 @@ class _Session:
     """None: revoked (a mark, until the revocation is written)."""
     expires_at: datetime
     opened_at: datetime | None = None
-    stored: bool = True
-    """Its user_sessions row exists (False: opened while the database was away)."""
+    password_hash: str | None = None
+    """Set while its user_sessions row does not exist (opened while the
+    database was away): the hash the password was checked against."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +146,8 @@ class _Known:
     principal: Principal
 
 
-class _AuditRow(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class _AuditRow:
     at: datetime
     actor: str
     action: str
@@ -163,14 +165,16 @@ class UserStore:
         retry_after: float = 1.0,
     ) -> None:
         """``timeout``: seconds a query may take (a vanished host cannot hang
-        a login). ``retry_after``: once the database could not be reached,
-        requests that can be answered from memory do not try it again for
-        that long (the retry task does)."""
+        a login). ``retry_after``: once the connection to the database was
+        lost, requests that can be answered from memory do not try it again
+        for that long (the retry task does)."""
         self._pool = pool
         self.session_ttl = session_ttl
         self.timeout = timeout
         self.retry_after = retry_after
         self._sessions: dict[str, _Session] = {}
+        self._by_login: dict[str, set[str]] = {}
+        """login -> digests of its entries in ``_sessions``."""
         self._pending: dict[str, None] = {}
         """Digests whose session or revocation is still to be written, in order."""
         self._known: dict[str, _Known] = {}
@@ -222,51 +226,43 @@ class UserStore:
             row = await self._call(
                 "login", lambda c: c.fetchrow(_USER, login), fallback=login in self._known
             )
-        except _Unreachable:
+        except StoreUnavailable:
             return await self._login_offline(login, password, now)
         if row is None or row["disabled"]:
             self._forget_user(login)
-        else:
-            known = self._known.get(login)
-            if known is not None and known.password_hash != row["password_hash"]:
-                del self._known[login]  # changed in the database: the old one is void
-        stored = row["password_hash"] if row is not None else _DUMMY_HASH
-        try:
-            await asyncio.to_thread(_hasher.verify, stored, password)
-        except (VerificationError, InvalidHashError):
-            raise NotAuthenticated("wrong login or password") from None
+        elif login in self._known and self._known[login].password_hash != row["password_hash"]:
+            del self._known[login]  # changed in the database: the old one is void
+        await _verify(row["password_hash"] if row is not None else _DUMMY_HASH, password)
         if row is None or row["disabled"]:
             raise NotAuthenticated("wrong login or password")
         principal = _principal(login, row)
         self._remember_user(login, row["password_hash"], principal)
-        return await self._open(principal, now, offline=False)
+        return await self._open(principal, row["password_hash"], now, offline=False)
 
     async def _login_offline(
         self, login: str, password: str, now: datetime
     ) -> tuple[str, Principal]:
         known = self._known.get(login)
         if known is None:
-            raise StoreError(
-                f"user store: PostgreSQL unreachable and {login!r} has not logged in since start"
+            # The same argon2 work as a remembered login; only the status differs.
+            with contextlib.suppress(NotAuthenticated):
+                await _verify(_DUMMY_HASH, password)
+            raise StoreUnavailable(
+                f"user store: PostgreSQL unavailable and {login!r} has not logged in since start"
             )
-        try:
-            await asyncio.to_thread(_hasher.verify, known.password_hash, password)
-        except (VerificationError, InvalidHashError):
-            raise NotAuthenticated("wrong login or password") from None
-        opened = await self._open(known.principal, now, offline=True)
+        await _verify(known.password_hash, password)
+        opened = await self._open(known.principal, known.password_hash, now, offline=True)
         log.warning("users.login_offline", login=login, backlog=self.backlog)
         return opened
 
     async def _open(
-        self, principal: Principal, now: datetime, *, offline: bool
+        self, principal: Principal, password_hash: str, now: datetime, *, offline: bool
     ) -> tuple[str, Principal]:
         if len(self._pending) >= MAX_PENDING_SESSIONS:
-            raise StoreError("user store: too many sessions waiting for the database")
+            raise StoreUnavailable("user store: too many sessions waiting for the database")
         token = new_token()
         digest = token_digest(token)
-        session = _Session(
-            principal.login, principal, now + self.session_ttl, opened_at=now, stored=False
-        )
+        session = _Session(principal.login, principal, now + self.session_ttl, now, password_hash)
         self._keep(digest, session, now)
         self._pending[digest] = None
         if offline:
@@ -274,7 +270,7 @@ class UserStore:
             return token, principal
         try:
             await self._sync(digest, session)
-        except _Unreachable:
+        except StoreUnavailable:
             # Gone between the read and the write: kept, written when back.
             self._kick()
         return token, principal
@@ -285,22 +281,22 @@ class UserStore:
         if cached is not None and (cached.principal is None or cached.expires_at <= now):
             if cached.principal is not None:
                 self._drop(digest)
-            raise NotAuthenticated("invalid or expired session; log in again")
+            raise NotAuthenticated(_INVALID)
         try:
-            if cached is not None and not cached.stored:
+            if cached is not None and cached.password_hash is not None:
                 try:
                     await self._sync(digest, cached, fallback=True)
-                except _Unreachable:
+                except StoreUnavailable:
                     raise
                 except StoreError:
-                    # Its row was refused (the user is gone): _sync dropped it.
-                    raise NotAuthenticated("invalid or expired session; log in again") from None
+                    # Its row was refused (user gone, disabled, new password): dropped.
+                    raise NotAuthenticated(_INVALID) from None
             row = await self._call(
                 "session lookup",
                 lambda c: c.fetchrow(_RESOLVE, digest, now),
                 fallback=cached is not None,
             )
-        except _Unreachable:
+        except StoreUnavailable:
             if cached is None or cached.principal is None:
                 raise
             return cached.principal
@@ -309,9 +305,7 @@ class UserStore:
                 self._drop(digest)
             if row is not None:
                 self._forget_user(row["login"])
-            elif cached is not None and cached.login is not None:
-                await self._check_user(cached.login)
-            raise NotAuthenticated("invalid or expired session; log in again")
+            raise NotAuthenticated(_INVALID)
         principal = _principal(row["login"], row)
         known = self._known.get(principal.login)
         if known is not None:
@@ -323,21 +317,22 @@ class UserStore:
             self._keep(digest, _Session(principal.login, principal, row["expires_at"]), now)
         return principal
 
-    async def logout(self, token: str, now: datetime | None = None) -> None:
+    async def logout(self, token: str, now: datetime) -> None:
         """The token stops working at once, in this daemon, even if the
         revocation can only be written when the database is back."""
-        now = now or datetime.now(UTC)
         digest = token_digest(token)
         cached = self._sessions.get(digest)
         if cached is None:
             mark = _Session(None, None, now + self.session_ttl)
         else:
-            mark = _Session(cached.login, None, cached.expires_at, cached.opened_at, cached.stored)
+            mark = _Session(
+                cached.login, None, cached.expires_at, cached.opened_at, cached.password_hash
+            )
         self._keep(digest, mark, now)
         self._pending[digest] = None
         try:
             await self._sync(digest, mark, fallback=True)
-        except _Unreachable as exc:
+        except StoreUnavailable as exc:
             log.warning("users.logout_queued", login=mark.login, error=str(exc))
             self._kick()
 
@@ -350,7 +345,7 @@ class UserStore:
         *,
         at: datetime | None = None,
     ) -> None:
-        """Write an audit row; while the database cannot be reached, it waits
+        """Write an audit row; while the database cannot answer, it waits
         (in order, with its time) and this returns normally."""
         row = _AuditRow(at or datetime.now(UTC), actor, action, target, json.dumps(detail))
         if self._audits:  # behind the rows already waiting
@@ -358,18 +353,13 @@ class UserStore:
             return
         try:
             await self._write_audit(row, fallback=True)
-        except _Unreachable as exc:
+        except StoreUnavailable as exc:
             self._queue_audit(row)
             log.warning("audit.queued", action=action, error=str(exc), queued=len(self._audits))
 
     async def audit_trail(self, limit: int = 100) -> list[dict[str, Any]]:
-        rows = await self._call(
-            "audit read",
-            lambda c: c.fetch(
-                "SELECT at, actor, action, target, detail FROM audit_log ORDER BY id DESC LIMIT $1",
-                limit,
-            ),
-        )
+        """The newest ``limit`` audit rows, newest first."""
+        rows = await self._call("audit read", lambda c: c.fetch(_AUDIT_TRAIL, limit))
         return [
             {
                 "at": r["at"].astimezone(UTC).isoformat(),
@@ -383,18 +373,19 @@ class UserStore:
 
     async def catch_up(self) -> None:
         """Write the sessions, logouts and audit rows that wait. Raises
-        StoreError when the database still cannot be reached (what is left
-        keeps waiting); a row the database refuses is logged and dropped."""
+        StoreUnavailable when the database still cannot answer (what is left
+        keeps waiting); a row the database refuses is logged and dropped. An
+        expired session is written too (harmless); ``_trim`` forgets those
+        not written yet."""
         async with self._catch_up_lock:
-            now = datetime.now(UTC)
             for digest in list(self._pending):
                 session = self._sessions.get(digest)
-                if session is None or session.expires_at <= now:
-                    self._pending.pop(digest, None)  # expired: nothing left to say
+                if session is None:
+                    self._pending.pop(digest, None)
                     continue
                 try:
                     await self._sync(digest, session)
-                except _Unreachable:
+                except StoreUnavailable:
                     raise
                 except StoreError:
                     continue  # refused: logged and dropped by _sync
@@ -402,7 +393,7 @@ class UserStore:
                 row = self._audits[0]
                 try:
                     await self._write_audit(row)
-                except _Unreachable:
+                except StoreUnavailable:
                     raise
                 except StoreError as exc:
                     log.error("audit.write_refused", action=row.action, error=str(exc))
@@ -432,6 +423,8 @@ class UserStore:
     def _keep(self, digest: str, session: _Session, now: datetime) -> None:
         self._sessions.pop(digest, None)  # most recently used last
         self._sessions[digest] = session
+        if session.login is not None:
+            self._by_login.setdefault(session.login, set()).add(digest)
         if len(self._sessions) > MAX_SESSIONS:
             self._trim(now)
 
@@ -444,12 +437,17 @@ class UserStore:
             if excess <= 0:
                 break
             if digest not in self._pending and session.principal is not None:
-                del self._sessions[digest]
+                self._drop(digest)
                 excess -= 1
 
     def _drop(self, digest: str) -> None:
-        self._sessions.pop(digest, None)
+        session = self._sessions.pop(digest, None)
         self._pending.pop(digest, None)
+        if session is not None and session.login is not None:
+            digests = self._by_login.get(session.login, set())
+            digests.discard(digest)
+            if not digests:
+                self._by_login.pop(session.login, None)
 
     def _remember_user(self, login: str, password_hash: str, principal: Principal) -> None:
         self._known.pop(login, None)
@@ -461,19 +459,9 @@ class UserStore:
         """Disabled or deleted: no login from memory, no session of theirs
         (logouts still to be written stay)."""
         self._known.pop(login, None)
-        for digest, session in list(self._sessions.items()):
-            if session.login == login and session.principal is not None:
+        for digest in list(self._by_login.get(login, ())):
+            if self._sessions[digest].principal is not None:
                 self._drop(digest)
-
-    async def _check_user(self, login: str) -> None:
-        """A session of ``login`` is gone: forget the user too if they are."""
-        with contextlib.suppress(StoreError):
-            row = await self._call(
-                "user lookup",
-                lambda c: c.fetchrow("SELECT disabled FROM users WHERE login = $1", login),
-            )
-            if row is None or row["disabled"]:
-                self._forget_user(login)
 
     def _queue_audit(self, row: _AuditRow) -> None:
         if len(self._audits) >= MAX_QUEUED_AUDIT:
@@ -494,44 +482,52 @@ class UserStore:
 
     async def _sync(self, digest: str, session: _Session, *, fallback: bool = False) -> None:
         """Write what the database does not know of this session yet.
-        _Unreachable: it keeps waiting. StoreError (refused): dropped, logged."""
+        StoreUnavailable: it keeps waiting. StoreError (refused): dropped, logged."""
         revoked = session.principal is None
         try:
-            if not session.stored:
-                assert session.login is not None
-                await self._call(
+            if session.password_hash is not None:
+                status = await self._call(
                     "session write",
                     lambda c: c.execute(
                         _UPSERT_SESSION,
                         digest,
                         session.login,
-                        session.opened_at or datetime.now(UTC),
+                        session.opened_at,
                         session.expires_at,
                         revoked,
+                        session.password_hash,
                     ),
                     fallback=fallback,
                 )
-                session.stored = True
+                if status.endswith(" 0"):
+                    raise StoreError("user disabled, deleted or with another password")
+                session.password_hash = None
             elif revoked:
                 await self._call("logout", lambda c: c.execute(_REVOKE, digest), fallback=fallback)
-        except _Unreachable:
+        except StoreUnavailable:
             raise
         except StoreError as exc:
             if self._sessions.get(digest) is session:
-                self._pending.pop(digest, None)
-                if not revoked:  # the database will never know it: void
-                    del self._sessions[digest]
+                if revoked:  # the mark stays until the session expires
+                    self._pending.pop(digest, None)
+                else:  # the database will never know it: void
+                    self._drop(digest)
             if session.login is not None:
                 self._known.pop(session.login, None)
             log.error("users.session_write_refused", login=session.login, error=str(exc))
             raise
         if self._sessions.get(digest) is session:
-            self._pending.pop(digest, None)
             if revoked:  # written: the database is the authority again
-                del self._sessions[digest]
+                self._drop(digest)
+            else:
+                self._pending.pop(digest, None)
 
     async def _write_audit(self, row: _AuditRow, *, fallback: bool = False) -> None:
-        await self._call("audit write", lambda c: c.execute(_AUDIT, *row), fallback=fallback)
+        await self._call(
+            "audit write",
+            lambda c: c.execute(_AUDIT, row.at, row.actor, row.action, row.target, row.detail),
+            fallback=fallback,
+        )
 
     def _kick(self) -> None:
         if self._closed:
@@ -563,49 +559,36 @@ class UserStore:
     # -- the database ---------------------------------------------------------
 
     async def _call(
-        self, what: str, op: Callable[[Any], Awaitable[T]], *, fallback: bool = False
+        self,
+        what: str,
+        op: Callable[[asyncpg.Connection], Awaitable[T]],
+        *,
+        fallback: bool = False,
     ) -> T:
-        """One bounded query. ``fallback``: the caller can do without the
-        database, so skip it for ``retry_after`` after it could not be reached."""
+        """One bounded query. A refusal raises StoreError, any other failure
+        StoreUnavailable. ``fallback``: the caller can do without the
+        database, so skip it for ``retry_after`` after the connection was lost."""
         if fallback and time.monotonic() < self._down_until:
-            raise _Unreachable(f"user store: {what}: PostgreSQL unreachable (retrying)")
+            raise StoreUnavailable(f"user store: {what}: PostgreSQL unreachable (retrying)")
         try:
-            result = await self._bounded(op)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            if _unreachable(exc):
+            result = await bounded(self._pool, op, self.timeout)
+        except Exception as exc:
+            if refusal(exc) is not None:
+                raise StoreError(f"user store: {what}: {exc}") from exc
+            if connection_lost(exc):
                 self._down_until = time.monotonic() + self.retry_after
-                raise _Unreachable(f"user store: {what}: {type(exc).__name__}: {exc}") from exc
-            raise StoreError(f"user store: {what}: {exc}") from exc
+            raise StoreUnavailable(f"user store: {what}: {type(exc).__name__}: {exc}") from exc
         self._down_until = 0.0
         if self.backlog:
             self._kick()  # the database is back: what waits goes now
         return result
 
-    async def _bounded(self, op: Callable[[Any], Awaitable[T]]) -> T:
-        """``op`` on a pool connection within ``timeout``. On timeout the
-        connection is closed (terminate: no cancel request, no rollback that
-        could hang on a dead link), which ends the query at once."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
-        connection = await self._pool.acquire(timeout=self.timeout)
-        try:
-            job = asyncio.ensure_future(op(connection))
-            try:
-                done, _ = await asyncio.wait({job}, timeout=max(0.0, deadline - loop.time()))
-            except asyncio.CancelledError:
-                connection.terminate()
-                job.cancel()
-                await asyncio.wait({job})
-                raise
-            if not done:
-                connection.terminate()
-                await asyncio.wait({job})
-                if not job.cancelled():
-                    job.exception()  # retrieved: the connection's end, expected
-                raise TimeoutError(f"no answer from PostgreSQL within {self.timeout} s")
-            return job.result()
-        finally:
-            await self._pool.release(connection, timeout=self.timeout)
+
+async def _verify(password_hash: str, password: str) -> None:
+    try:
+        await asyncio.to_thread(_hasher.verify, password_hash, password)
+    except (VerificationError, InvalidHashError):
+        raise NotAuthenticated("wrong login or password") from None
 
 
 def _principal(login: str, row: asyncpg.Record) -> Principal:

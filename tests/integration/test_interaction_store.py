@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 import time
 import uuid
 from datetime import datetime
@@ -22,9 +23,11 @@ from callcenter.clock import ManualClock
 from callcenter.errors import StoreError
 from callcenter.stats import RealtimeStats, StatsConfig
 from callcenter.store import interactions
+from callcenter.store import spool as spool_module
 from callcenter.store.db import create_pool, migrate
 from callcenter.store.interactions import InteractionWriter
 from callcenter.store.rows import AgentStateRow, CallbackRow, DecisionRow, InteractionRow, Leg
+from callcenter.store.spool import Entry, SpoolFile
 from callcenter.testing.databases import fresh_database
 from callcenter.testing.tcp_proxy import TcpProxy
 from callcenter.testing.waiting import until
@@ -611,3 +614,331 @@ async def test_replay_rejected_writes_the_fixed_rows_and_keeps_the_refused_ones(
         assert await pool.fetchval("SELECT number FROM callbacks") == "0699"
     finally:
         await pool.close()
+
+
+# -- versions: an old row written late never replaces a newer one ---------------
+
+
+async def test_an_old_version_written_after_a_newer_one_leaves_the_newer(
+    database_url: str,
+) -> None:
+    url = await _fresh(database_url)
+    pool = await create_pool(url)
+    writer = InteractionWriter(pool)
+    ended = row(context={"disposition": None, "notes": ""})
+    leg = ended.legs[0]
+    noted = dataclasses.replace(
+        ended,
+        context={"disposition": "sale", "notes": "call back on Monday"},
+        legs=(dataclasses.replace(leg, ended_at=1_700_000_100.0),),
+    )
+    pending = callback("0612345678")
+    done = dataclasses.replace(pending, status="done", attempts=({"at": 1.7e9 + 60},))
+    try:
+        # The newer versions are stored, then the older ones come (a replay).
+        await writer.write_once(Entry(noted, uuid.uuid4(), 1_700_000_200.0))
+        await writer.write_once(Entry(done, uuid.uuid4(), 1_700_000_200.0))
+        await writer.write_once(Entry(ended, uuid.uuid4(), 1_700_000_150.0))
+        await writer.write_once(Entry(pending, uuid.uuid4(), 1_700_000_150.0))
+        interaction = await pool.fetchrow(
+            "SELECT context->>'disposition' AS disposition, context->>'notes' AS notes"
+            " FROM interactions"
+        )
+        assert dict(interaction) == {"disposition": "sale", "notes": "call back on Monday"}
+        assert await pool.fetchval("SELECT ended_at FROM call_legs") is not None
+        assert await pool.fetchval("SELECT status FROM callbacks") == "done"
+        assert await interactions.pending_callbacks(pool, "node1") == []
+        # A newer version still updates; the same version again (a retry) too.
+        later = dataclasses.replace(noted, context={"disposition": "no sale", "notes": ""})
+        for _ in range(2):
+            await writer.write_once(Entry(later, uuid.uuid4(), 1_700_000_300.0))
+        assert await pool.fetchval("SELECT context->>'disposition' FROM interactions") == (
+            "no sale"
+        )
+        # A row stored before versions existed (NULL) takes any version.
+        await pool.execute("UPDATE callbacks SET version_at = NULL")
+        await writer.write_once(Entry(pending, uuid.uuid4(), 1_700_000_100.0))
+        assert await pool.fetchval("SELECT status FROM callbacks") == "pending"
+    finally:
+        await pool.close()
+
+
+async def agent_states(pool: asyncpg.Pool, agent_id: str) -> list[tuple[str, Any, Any]]:
+    """(state, since, until) in epoch seconds, oldest first."""
+    rows = await pool.fetch(
+        "SELECT state, extract(epoch FROM since) AS since, extract(epoch FROM until) AS until"
+        " FROM agent_states WHERE agent_id = $1 ORDER BY since, id",
+        agent_id,
+    )
+    return [
+        (r["state"], float(r["since"]), None if r["until"] is None else float(r["until"]))
+        for r in rows
+    ]
+
+
+async def test_an_old_agent_state_written_after_a_newer_one_does_not_close_it(
+    database_url: str,
+) -> None:
+    url = await _fresh(database_url)
+    pool = await create_pool(url)
+    writer = InteractionWriter(pool)
+    t = 1_700_000_000.0
+    try:
+        # The newer state first (open), then an older one comes (a replay).
+        await writer.write_once(
+            Entry(AgentStateRow("a02", "busy", None, t + 20), uuid.uuid4(), t + 21)
+        )
+        late = Entry(AgentStateRow("a02", "available", None, t + 10), uuid.uuid4(), t + 11)
+        await writer.write_once(late)
+        assert await agent_states(pool, "a02") == [
+            ("available", t + 10, t + 20),  # ends where the stored newer one begins
+            ("busy", t + 20, None),
+        ]
+        # One between two stored states: slotted in, both neighbours right.
+        await writer.write_once(
+            Entry(AgentStateRow("a02", "wrap_up", None, t + 30), uuid.uuid4(), t + 31)
+        )
+        await writer.write_once(
+            Entry(AgentStateRow("a02", "paused", "lunch", t + 25), uuid.uuid4(), t + 26)
+        )
+        await writer.write_once(late)  # its retry: nothing changes
+        assert await agent_states(pool, "a02") == [
+            ("available", t + 10, t + 20),
+            ("busy", t + 20, t + 25),
+            ("paused", t + 25, t + 30),
+            ("wrap_up", t + 30, None),
+        ]
+        current = await interactions.current_agent_states(pool)
+        assert [(s.agent_id, s.state, s.since) for s in current] == [("a02", "wrap_up", t + 30)]
+    finally:
+        await pool.close()
+
+
+async def test_agent_states_in_order_close_one_another(database_url: str) -> None:
+    url = await _fresh(database_url)
+    pool = await create_pool(url)
+    ticks = iter(range(1_700_000_000, 1_700_001_000))
+    writer = InteractionWriter(pool, clock=lambda: float(next(ticks)))
+    await writer.start()
+    t = 1_700_000_000.0
+    try:
+        writer.submit(AgentStateRow("a01", "available", None, t + 10))
+        writer.submit(AgentStateRow("a01", "paused", "break", t + 20))
+        # The same since (a new pause reason): the later row is the current one.
+        writer.submit(AgentStateRow("a01", "paused", "lunch", t + 20))
+        writer.submit(AgentStateRow("a03", "available", None, t + 5))
+        await writer.flush(timeout=10)
+        assert writer.backlog == 0
+        assert await agent_states(pool, "a01") == [
+            ("available", t + 10, t + 20),
+            ("paused", t + 20, t + 20),
+            ("paused", t + 20, None),
+        ]
+        current = await interactions.current_agent_states(pool)
+        assert [(s.agent_id, s.state, s.reason) for s in current] == [
+            ("a01", "paused", "lunch"),
+            ("a03", "available", None),
+        ]
+    finally:
+        await writer.stop()
+        await pool.close()
+
+
+# -- replaying the rejected file: one at a time, the file it read ----------------
+
+
+async def _rejected_file(pool: asyncpg.Pool, spool: Path) -> Path:
+    """A rejected file holding one refused interaction (a NUL byte), fixed."""
+    writer = InteractionWriter(pool, spool=spool)
+    await writer.start()
+    try:
+        writer.submit(row(caller_number="06\x0012"))
+        await writer.flush(timeout=10)
+        assert writer.rejected == 1
+    finally:
+        await writer.stop()
+    rejected = spool.with_name(spool.name + ".rejected")
+    rejected.write_text(rejected.read_text().replace("06\\u000012", "0612"))
+    return rejected
+
+
+async def test_a_second_replay_stops_at_once_while_one_runs(
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = await _fresh(database_url)
+    pool = await create_pool(url)
+    try:
+        rejected = await _rejected_file(pool, tmp_path / "writer.jsonl")
+        before = rejected.read_bytes()
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("DATABASE_URL", url)
+        monkeypatch.delenv("CALLCENTER_CONFIG_FILE", raising=False)
+        replay = ["db", "replay-rejected", "--file", str(rejected)]
+        capsys.readouterr()
+        with spool_module.replay_lock(rejected):  # a replay running
+            assert await asyncio.to_thread(main, replay) == 2
+            err = capsys.readouterr().err
+            assert "a replay is already running" in err
+            assert str(os.getpid()) in err
+            assert rejected.read_bytes() == before
+            assert await pool.fetchval("SELECT count(*) FROM interactions") == 0
+        assert await asyncio.to_thread(main, replay) == 0  # that one ended
+        assert not rejected.exists()
+        assert await pool.fetchval("SELECT caller_number FROM interactions") == "0612"
+    finally:
+        await pool.close()
+
+
+@pytest.mark.parametrize("change", ["replaced", "edited"])
+async def test_a_replay_whose_file_changed_meanwhile_settles_nothing(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    url = await _fresh(database_url)
+    pool = await create_pool(url)
+    try:
+        rejected = await _rejected_file(pool, tmp_path / "writer.jsonl")
+        line = rejected.read_bytes()
+        other = spool_module.encode_rejected(
+            Entry(decision("set aside meanwhile"), uuid.uuid4(), 1.7e9), "22021", "NUL", 1.8e9
+        )
+        real_write_once = InteractionWriter.write_once
+
+        async def write_and_change(self: InteractionWriter, entry: Entry) -> None:
+            await real_write_once(self, entry)
+            if change == "replaced":  # as another replay (or an editor) would
+                tmp = rejected.with_name("tmp")
+                tmp.write_bytes(other)
+                tmp.replace(rejected)
+            else:  # the same file, its lines edited in place
+                with rejected.open("r+b") as f:
+                    f.write(b" " * len(line))
+
+        monkeypatch.setattr(InteractionWriter, "write_once", write_and_change)
+        with pytest.raises(StoreError, match="replaced or edited during the replay"):
+            await interactions.replay_rejected(pool, rejected)
+        # Left as it was made: no line lost, none cut.
+        assert rejected.read_bytes() == (other if change == "replaced" else b" " * len(line))
+        monkeypatch.undo()
+        if change == "replaced":
+            result = await interactions.replay_rejected(pool, rejected)
+            assert (result.written, result.refused) == (1, 0)
+        assert await pool.fetchval("SELECT count(*) FROM interactions") == 1
+    finally:
+        await pool.close()
+
+
+# -- setting a refused row aside: exactly once, or still at the head -------------
+
+
+async def test_a_failed_directory_sync_keeps_the_row_at_the_head_and_sets_it_aside_once(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = await _fresh(database_url)
+    pool = await create_pool(url)
+    spool = tmp_path / "writer.jsonl"
+    rejected = tmp_path / "writer.jsonl.rejected"
+    writer = InteractionWriter(pool, spool=spool, retry_max=0.2)
+    await writer.start()
+    real_fsync_dir = spool_module._fsync_dir
+    failures = 1
+
+    def failing_fsync_dir(path: Path) -> None:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise OSError(5, "Input/output error")
+        real_fsync_dir(path)
+
+    monkeypatch.setattr(spool_module, "_fsync_dir", failing_fsync_dir)
+    nul = row(caller_number="06\x0012")
+    try:
+        with capture_logs() as logs:
+            writer.submit(nul)
+            writer.submit(decision("behind it"))
+            await writer.flush(timeout=10)
+        assert writer.backlog == 0
+        assert writer.rejected == 1
+        assert await pool.fetchval("SELECT count(*) FROM acd_decisions") == 1
+    finally:
+        await writer.stop()
+        await pool.close()
+    assert [line["key"] for line in spool_lines(rejected)] == [
+        e["key"] for e in logs if e["event"] == "store.row_rejected"
+    ]
+    events = [
+        (e["event"], e.get("id"), e.get("kept"), e.get("moved_to"))
+        for e in logs
+        if e["event"] in ("store.reject_failed", "store.row_rejected")
+    ]
+    assert events == [
+        ("store.reject_failed", nul.interaction_id, "at the head", None),
+        ("store.row_rejected", nul.interaction_id, None, str(rejected)),
+    ]
+
+
+async def test_a_failure_after_the_row_is_set_aside_is_not_reported_as_kept(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = await _fresh(database_url)
+    pool = await create_pool(url)
+    spool = tmp_path / "writer.jsonl"
+    rejected = tmp_path / "writer.jsonl.rejected"
+    nul = row(caller_number="06\x0012")
+    # Rows a previous run spooled: the refused one is the last read back, so
+    # removing the spool file comes right after it is set aside.
+    spool.write_bytes(
+        spool_module.encode_entry(Entry(decision("before"), uuid.uuid4(), 1.7e9))
+        + spool_module.encode_entry(Entry(nul, uuid.uuid4(), 1.7e9))
+    )
+    real_remove = SpoolFile.remove
+    failures = 1
+
+    def failing_remove(self: SpoolFile) -> None:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise OSError(5, "Input/output error")
+        real_remove(self)
+
+    monkeypatch.setattr(SpoolFile, "remove", failing_remove)
+    writer = InteractionWriter(pool, spool=spool, retry_max=0.2)
+    try:
+        with capture_logs() as logs:
+            await writer.start()
+            await writer.flush(timeout=10)
+            writer.submit(decision("after"))
+            await writer.flush(timeout=10)
+        assert writer.backlog == 0
+        assert writer.rejected == 1
+        assert await pool.fetchval("SELECT count(*) FROM acd_decisions") == 2
+    finally:
+        await writer.stop()
+        await pool.close()
+    assert len(spool_lines(rejected)) == 1
+    events = [e["event"] for e in logs]
+    assert "store.reject_failed" not in events
+    assert events.count("store.row_rejected") == 1
+    assert "store.writer_error" in events  # the spool's housekeeping, said as such
+    assert not spool.exists()
+
+
+def test_an_append_left_by_a_failed_attempt_is_not_made_twice(tmp_path: Path) -> None:
+    path = tmp_path / "w.jsonl.rejected"
+    first = Entry(decision("r0"), uuid.uuid4(), 1.7e9)
+    second = Entry(decision("r1"), uuid.uuid4(), 1.7e9)
+    spool_module.append_rejected(path, spool_module.encode_rejected(first, "22021", "NUL", 1.8e9))
+    line = spool_module.encode_rejected(second, "22021", "NUL", 1.8e9)
+    # The line went in, its fsync failed and so did the truncate: the row was
+    # kept at the head and is set aside again (another time, same key).
+    with path.open("ab") as f:
+        f.write(line)
+    again = spool_module.encode_rejected(second, "22021", "NUL", 1.9e9)
+    spool_module.append_rejected(path, again, str(second.key))
+    assert [entry["key"] for entry in spool_lines(path)] == [str(first.key), str(second.key)]
+    # A line cut short is not it: appended after it, on a line of its own.
+    path.write_bytes(line[:40])
+    spool_module.append_rejected(path, again, str(second.key))
+    assert path.read_bytes() == line[:40] + b"\n" + again

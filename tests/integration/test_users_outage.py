@@ -44,6 +44,8 @@ class Rig:
     proxy: TcpProxy
     direct: asyncpg.Connection
     pool: asyncpg.Pool
+    url: str
+    """Straight to the database (no proxy)."""
 
     def down(self) -> None:
         self.proxy.refuse()
@@ -79,7 +81,7 @@ async def rig(database_url: str) -> AsyncIterator[Rig]:
     for login in ("a01", "a02"):
         await users.add_user(login, Role.AGENT, PASSWORD, site_id=login)
     try:
-        yield Rig(users, proxy, direct, pool)
+        yield Rig(users, proxy, direct, pool, url)
     finally:
         proxy.heal()
         await users.close()
@@ -149,8 +151,8 @@ async def test_a_logout_during_an_outage_revokes_at_once_and_is_written_when_bac
     token, _ = await rig.users.login("a01", PASSWORD, now())
     rig.down()
     opened_during, _ = await rig.users.login("a01", PASSWORD, now())
-    await rig.users.logout(token)  # no error: recorded in memory
-    await rig.users.logout(opened_during)
+    await rig.users.logout(token, now())  # no error: recorded in memory
+    await rig.users.logout(opened_during, now())
     for revoked in (token, opened_during):
         with pytest.raises(NotAuthenticated):
             await rig.users.resolve(revoked, now())
@@ -211,6 +213,64 @@ async def test_a_password_changed_in_the_database_voids_the_remembered_hash(rig:
     rig.down()
     assert await rig.users.resolve(token, now()) == A01
     assert (await rig.users.login("a01", "new password", now()))[1] == A01
+
+
+async def test_a_password_reset_during_the_outage_ends_the_sessions_opened_offline(
+    rig: Rig,
+) -> None:
+    await rig.users.login("a01", PASSWORD, now())
+    rig.down()
+    token, _ = await rig.users.login("a01", PASSWORD, now())  # checked against the old hash
+    await rig.direct.execute("UPDATE users SET password_hash = 'reset' WHERE login = 'a01'")
+    assert await rig.users.resolve(token, now()) == A01  # not read yet: the outage delays it
+    rig.up()
+    await until(lambda: rig.users.backlog == 0, 10, "the outage session refused")
+    assert await rig.session(token) is None  # never written: no other daemon accepts it
+    with pytest.raises(NotAuthenticated):
+        await rig.users.resolve(token, now())
+    rig.down()  # the old hash is forgotten too
+    with pytest.raises(StoreError) as error:
+        await rig.users.login("a01", PASSWORD, now())
+    assert not isinstance(error.value, NotAuthenticated)
+
+
+async def test_a_write_the_database_cannot_do_now_is_retried_not_dropped(rig: Rig) -> None:
+    """Not a refusal (here a serialization failure; a deadlock, a read-only
+    standby after a failover...): the session and its logout wait, then land."""
+    await rig.direct.execute(
+        """CREATE FUNCTION no_session() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN RAISE EXCEPTION 'could not serialize access' USING ERRCODE = '40001'; END $$;
+           CREATE TRIGGER no_session BEFORE INSERT OR UPDATE ON user_sessions
+           FOR EACH ROW EXECUTE FUNCTION no_session()"""
+    )
+    token, _ = await rig.users.login("a01", PASSWORD, now())
+    assert await rig.users.resolve(token, now()) == A01
+    await rig.users.logout(token, now())  # no error: the revocation waits
+    with pytest.raises(NotAuthenticated):
+        await rig.users.resolve(token, now())
+    assert rig.users.backlog == 1
+    await rig.direct.execute("DROP TRIGGER no_session ON user_sessions")
+    await until(lambda: rig.users.backlog == 0, 10, "the session and its logout written")
+    row = await rig.session(token)
+    assert row is not None
+    assert row["revoked"]
+
+
+async def test_a_busy_pool_is_no_outage(rig: Rig) -> None:
+    """No free connection answers this request from memory, but the
+    database is asked again by the next one (it answers: not an outage)."""
+    pool = await create_pool(rig.url, min_size=1, max_size=1)
+    users = UserStore(pool, timeout=0.5, retry_after=60.0)
+    try:
+        token, _ = await users.login("a01", PASSWORD, now())
+        async with pool.acquire():  # every connection in use
+            assert await users.resolve(token, now()) == A01
+        await rig.direct.execute("UPDATE users SET disabled = true WHERE login = 'a01'")
+        with pytest.raises(NotAuthenticated):
+            await users.resolve(token, now())
+    finally:
+        await users.close()
+        await pool.close()
 
 
 async def test_audit_rows_wait_for_the_database_in_order(rig: Rig) -> None:

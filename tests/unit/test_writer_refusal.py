@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 from asyncpg import exceptions as pg
 
-from callcenter.store.interactions import Refusal, refusal
+from callcenter.store.db import Refusal, refusal
 from callcenter.store.rows import DecisionRow
 from callcenter.store.spool import (
     Entry,
