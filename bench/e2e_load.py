@@ -59,6 +59,7 @@ class Timeline:
     agent_rings: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     agent_ends: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     leg_seen: dict[str, float] = field(default_factory=dict)  # agent leg -> t
+    lost_as: Counter[str] = field(default_factory=Counter)  # never rung, by outcome
 
 
 def endpoint_of(channel: str) -> str:
@@ -308,6 +309,12 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
                     first_agent = record.legs[0][0]
                     endpoint = daemon.site.agents[first_agent].endpoint
                     timeline.rang_agent[record.caller_uniqueid] = endpoint
+                else:
+                    # Lost: how the interaction ended says why.
+                    where = record.abandoned_where or ""
+                    timeline.lost_as[f"{record.phase.value} {where}".strip()] += 1
+            if timeline.lost_as:
+                print(f"  {mode}: callers never rung, by outcome: {dict(timeline.lost_as)}")
             await daemon.stop()
         if client is not None:
             await client.stop()
