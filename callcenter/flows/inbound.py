@@ -13,7 +13,6 @@ was connected or abandoned is decided by the call path from AMI, not here.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -22,21 +21,11 @@ import structlog
 
 from callcenter.adapters.fastagi import AgiSession
 from callcenter.clock import Clock
-from callcenter.errors import AGIHangup
 from callcenter.protocol.agi import AgiRequest
 
 log = structlog.get_logger("callcenter.flows.inbound")
 
 CALLBACK_DIGIT = "1"
-TAKEN_LINGER = 1.5
-"""Seconds the session stays open after Bridge() took the caller. Asterisk
-22 pulls the caller out of AGI by a masquerade that takes the channel list
-out and puts it back without holding its lock; when our socket closed at
-once, the AGI thread's ast_hangup of the old channel could run in between
-and the masquerade put the dead channel back: a ``Surrogate/PJSIP/...``
-channel left forever (no thread, no hangup possible; 1 in 250 calls on an
-overloaded machine, docs/asterisk-notes.md). The AGI thread hangs it up only
-when our socket closes: after the masquerade is long over."""
 # Confirm the number with 1 or #; 2 to enter another one.
 CONFIRM_KEYS = "12#"
 
@@ -161,15 +150,11 @@ async def _wait(
     # the channel. One that succeeds after the interaction ended means the
     # caller was never taken.
     ended = False
-    try:
-        while not session.hung_up:
-            if ended and ticket.finished:
-                return False
-            ended = ticket.finished
-            await session.wait_for_digit(1000)
-    except AGIHangup:
-        pass  # the probe failed: Bridge() took the channel
-    await asyncio.sleep(TAKEN_LINGER)
+    while not session.hung_up:
+        if ended and ticket.finished:
+            return False
+        ended = ticket.finished
+        await session.wait_for_digit(1000)
     return True
 
 

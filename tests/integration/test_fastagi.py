@@ -13,10 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from callcenter.adapters.fastagi import ERROR_VARIABLE, AgiHandler, AgiSession, FastAgiServer
-from callcenter.clock import ManualClock
 from callcenter.errors import AGIHangup, AGIProtocolError, AGITimeout
-from callcenter.flows import inbound
-from callcenter.flows.inbound import WaitSettings
 
 
 def headers(script: str = "flow?dnis=0800", *args: str) -> bytes:
@@ -364,49 +361,3 @@ async def test_minus_one_then_dead_channel_is_a_hangup() -> None:
         ast.send(b"511 Command Not Permitted on a dead channel or intercepted channel\n")
         assert await ast.closed()
     assert outcome == ["hangup"]
-
-
-class TakenTicket:
-    """A caller an agent has just taken: no longer waiting, not finished."""
-
-    interaction_id = "i-1"
-    enqueued_wall = 0.0
-    waiting = False
-    finished = False
-
-    def position(self) -> int:
-        return 1
-
-    def expected_wait(self) -> float | None:
-        return None
-
-
-class TakenLobby:
-    def arrive(self, session: AgiSession, dnis: str, *_: object) -> tuple[TakenTicket, object]:
-        settings = WaitSettings("fr", "fr", 60.0, 30.0, callback=False)
-        return TakenTicket(), settings
-
-    async def callback_requested(self, ticket: object, number: str) -> None:
-        raise AssertionError("not offered")
-
-
-async def test_a_caller_taken_by_bridge_keeps_the_session_open_a_moment(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Bridge() took the caller (the probe fails): the socket closes only
-    TAKEN_LINGER later, once Asterisk's masquerade is over (an immediate
-    close raced with it and left a channel behind forever)."""
-    monkeypatch.setattr(inbound, "TAKEN_LINGER", 0.3)
-
-    async def flow(session: AgiSession) -> None:
-        await inbound.wait_in_queue(session, TakenLobby(), ManualClock())  # type: ignore[arg-type]
-
-    async with server({"flow": flow}) as srv, call(srv, headers()) as ast:
-        for expected in ("SET VARIABLE", "SET VARIABLE", "ANSWER", "SET VARIABLE", "SET MUSIC"):
-            assert (await ast.command()).startswith(expected)
-            ast.send(b"200 result=1\n")
-        assert await ast.command() == 'WAIT FOR DIGIT "1000"'
-        began = asyncio.get_running_loop().time()
-        ast.send(b"HANGUP\n200 result=-1\n")  # the masquerade took the channel
-        assert await ast.closed()
-        assert asyncio.get_running_loop().time() - began >= 0.25
