@@ -577,8 +577,11 @@ class Engine:
             heapq.heappush(self._timers, (agent.wrapup_until, "wrapup", agent.agent_id))
 
     def _end_wrapup(self, at: float, agent: LiveAgent) -> list[OfferDecision]:
+        # Only out of wrap-up, refused before anything changes: an agent on a
+        # call with a pause pending must keep the call (found by hypothesis).
+        next_state(agent.state, AgentEvent.WRAPUP_DONE)
         if agent.pending_pause is not None:
-            next_state(agent.state, AgentEvent.PAUSE)  # refuse before changing anything
+            next_state(agent.state, AgentEvent.PAUSE)
             reason, agent.pending_pause = agent.pending_pause, None
             self._move(agent, AgentEvent.PAUSE, at)
             agent.pause_reason = reason
@@ -597,6 +600,10 @@ class Engine:
         if new is None:
             next_state(old, event)  # raises before anything changes
             return
+        # An agent's states follow one another in time even when a caller
+        # hands in an instant taken before the last change (a restart
+        # restoring a pause after the login): stored rows are ordered by it.
+        at = max(at, agent.since)
         if old in _BUSY:
             agent.busy_seconds += at - agent.since
         if new is not old:

@@ -417,11 +417,11 @@ class CallPath:
     def restore_agents(self, states: Sequence[AgentStateRow]) -> None:
         """Agents as they were before a restart. Those who were on a call are
         held paused ("restart") until :meth:`adopt_calls` finds their call."""
-        now = self.clock.now()
         for row in states:
             if row.state == "logged_out" or row.agent_id not in self.site.agents:
                 continue
             self.agent_login(row.agent_id)
+            now = self.clock.now()
             if row.state == "paused":
                 self._apply(self.acd.agent_pause(now, row.agent_id, row.reason or "restart"))
             elif row.state in ("reserved", "on_call", "wrap_up"):

@@ -320,6 +320,30 @@ def test_take_records_gives_decisions_and_final_agent_states_once() -> None:
     assert (paused.state, paused.reason) == ("paused", "no answer")
 
 
+def test_a_change_handed_an_earlier_instant_never_moves_the_agent_back_in_time() -> None:
+    """States are stored in the order of their start: a pause stamped
+    before the login it follows (a restart restoring agents) starts with it."""
+    acd = engine()
+    acd.agent_login(10, agent("a1", support=5))
+    acd.take_records()
+    acd.agent_pause(9.5, "a1", "lunch")
+    _audit, [paused] = acd.take_records()
+    assert (paused.state, paused.since) == ("paused", 10)
+    assert acd.agents["a1"].since == 10
+
+
+def test_ending_wrap_up_of_an_agent_on_a_call_with_a_pause_pending_is_refused() -> None:
+    acd = engine()
+    acd.agent_login(0, agent("a1", support=5))
+    assert len(acd.interaction_arrived(1, call("c1"))) == 1
+    acd.offer_answered(2, "c1", "a1")
+    acd.agent_pause(3, "a1", "break")  # pending: after the call
+    with pytest.raises(IllegalTransition):
+        acd.wrapup_ended(4, "a1")
+    assert acd.agent_state("a1") == "on_call"
+    assert acd.agents["a1"].interaction == "c1"
+
+
 def test_a_call_for_a_named_agent_waits_for_that_agent() -> None:
     acd = engine()
     acd.agent_login(0, agent("a1", support=5))
