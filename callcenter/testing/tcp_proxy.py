@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import urlsplit
 
 from callcenter.tasks import cancel_and_wait
 
@@ -102,3 +103,13 @@ class TcpProxy:
         finally:
             writer.transport.abort()
             self._writers.discard(writer)
+
+
+async def proxy_in_front_of(url: str) -> tuple[TcpProxy, str]:
+    """A started proxy in front of the server of a database ``url``, and the
+    same URL through the proxy (for faults between a pool and PostgreSQL)."""
+    target = urlsplit(url)
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 5432)
+    await proxy.start()
+    through = target._replace(netloc=f"{target.username}@127.0.0.1:{proxy.port}").geturl()
+    return proxy, through

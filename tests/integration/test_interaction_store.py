@@ -11,7 +11,6 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -29,7 +28,7 @@ from callcenter.store.interactions import InteractionWriter
 from callcenter.store.rows import AgentStateRow, CallbackRow, DecisionRow, InteractionRow, Leg
 from callcenter.store.spool import Entry, SpoolFile
 from callcenter.testing.databases import fresh_database
-from callcenter.testing.tcp_proxy import TcpProxy
+from callcenter.testing.tcp_proxy import proxy_in_front_of
 from callcenter.testing.waiting import until
 
 pytestmark = pytest.mark.postgres
@@ -310,12 +309,8 @@ async def test_a_retried_write_whose_commit_reply_was_lost_is_stored_once(
     database_url: str, kind: str
 ) -> None:
     url = await _fresh(database_url)
-    target = urlsplit(url)
-    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 5432)
-    await proxy.start()
-    pool = await create_pool(
-        target._replace(netloc=f"{target.username}@127.0.0.1:{proxy.port}").geturl()
-    )
+    proxy, through = await proxy_in_front_of(url)
+    pool = await create_pool(through)
     direct = await asyncpg.connect(url)
     writer = InteractionWriter(pool, write_timeout=0.5, retry_max=0.2)
     await writer.start()

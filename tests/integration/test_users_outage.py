@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
@@ -29,7 +28,7 @@ from callcenter.errors import NotAuthenticated, StoreError
 from callcenter.store.db import create_pool, migrate
 from callcenter.store.users import UserStore
 from callcenter.testing.databases import fresh_database
-from callcenter.testing.tcp_proxy import TcpProxy
+from callcenter.testing.tcp_proxy import TcpProxy, proxy_in_front_of
 from callcenter.testing.waiting import until
 
 pytestmark = pytest.mark.postgres
@@ -70,12 +69,8 @@ class Rig:
 async def rig(database_url: str) -> AsyncIterator[Rig]:
     url = await fresh_database(database_url)
     await migrate(url)
-    target = urlsplit(url)
-    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 5432)
-    await proxy.start()
-    pool = await create_pool(
-        target._replace(netloc=f"{target.username}@127.0.0.1:{proxy.port}").geturl()
-    )
+    proxy, through = await proxy_in_front_of(url)
+    pool = await create_pool(through)
     direct = await asyncpg.connect(url)
     users = UserStore(pool, timeout=1.0, retry_after=0.0)
     for login in ("a01", "a02"):
