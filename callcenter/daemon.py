@@ -77,6 +77,7 @@ from callcenter.stats.events import (
 )
 from callcenter.stats.model import StatsConfig
 from callcenter.stats.realtime import RealtimeStats
+from callcenter.store.agent_months import month_handled_at_start
 from callcenter.store.db import create_pool, migrate
 from callcenter.store.interactions import (
     InteractionWriter,
@@ -86,7 +87,7 @@ from callcenter.store.interactions import (
 from callcenter.store.interval_refresher import IntervalRefresher
 from callcenter.store.spool import spool_path
 from callcenter.store.stats import AgentInfo
-from callcenter.store.users import UserStore
+from callcenter.store.users import UserStore, users_spool_path
 from callcenter.web import web_routes
 
 log = structlog.get_logger("callcenter.daemon")
@@ -223,7 +224,11 @@ class Daemon:
             self._started.append("pool")
             if self.settings.http.auth == "required":
                 self.users = UserStore(
-                    self.pool, session_ttl=timedelta(hours=self.settings.http.session_hours)
+                    self.pool,
+                    session_ttl=timedelta(hours=self.settings.http.session_hours),
+                    spool=users_spool_path(
+                        self.settings.database.spool_dir, self.settings.node.name
+                    ),
                 )
             db = self.settings.database
             self.writer = InteractionWriter(
@@ -244,6 +249,18 @@ class Daemon:
                 await writer.flush(timeout=30.0)
                 if writer.backlog:
                     log.warning("daemon.restoring_before_spool_written", backlog=writer.backlog)
+            # Extended agents' interactions this month so far (after the
+            # spool's rows went in), before anyone logs in: their monthly cap
+            # must hold across restarts. PostgreSQL failing here: a warning,
+            # the counts start at 0, the start goes on.
+            extended = [a for a, s in self.site.agents.items() if s.extended]
+            self.callpath.month_handled = await month_handled_at_start(
+                self.pool,
+                extended,
+                self.clock.wall(),
+                self.settings.interval_refresh.zone(),
+                timeout=db.write_timeout,
+            )
             states = await current_agent_states(self.pool)
             self.callpath.restore_agents(states)
             pending = await pending_callbacks(self.pool, node=self.settings.node.name)

@@ -4,6 +4,8 @@
 ``replay-rejected``: write again the rows PostgreSQL refused (the writer's
 rejected file, ``<spool_dir>/interactions-<node>.jsonl.rejected``, or
 ``--file``) once their cause is fixed; those still refused stay in the file.
+A replayed row never replaces a newer stored one, nor one whose age cannot
+be compared (no version on either side); it is then logged and counted.
 One replay at a time: a second one stops at once, "a replay is already
 running" (exit 2), and so does a replay whose file was replaced or edited
 while it ran (the file left as it is; run it again).
@@ -47,6 +49,11 @@ def run(args: argparse.Namespace) -> int:
         )
         result = asyncio.run(_replay(url, path, settings.database.write_timeout))
         print(f"{path}: written {result.written}, still refused {result.refused}")
+        if result.not_applied:
+            print(
+                f"{path}: {result.not_applied} of them left the stored row as it was"
+                " (newer, or no version to compare: logged as store.replay_not_applied)"
+            )
         if result.unreadable:
             print(f"{path}: {result.unreadable} unreadable lines kept")
         if result.stopped is not None:

@@ -129,10 +129,16 @@ def _row_id(row: Row) -> str | None:
 
 # Versions: ``version_at`` is when the row was submitted (Entry.at, kept in
 # the spool and the rejected file). An interaction or a callback is updated
-# only by a version not older than the stored one (NULL: stored before
-# versions), so a late old version (a replayed rejected row) changes
-# nothing; equal, it is the same version again (a retry) or the same
-# instant. No row comes back then, and the legs are left as they are too.
+# only by a version not older than the stored one, so a late old version (a
+# replayed rejected row) changes nothing; equal, it is the same version
+# again (a retry) or the same instant. A row without a version (NULL: a
+# spool line without its submit time) never replaces a stored row, whatever
+# it holds: it cannot be shown newer. A stored row without one (written
+# before versions) is of unknown age: the writer replaces it ($REPLACES_NULL
+# true: its rows come in submit order, after anything stored before
+# versions), a replay of rejected rows does not (false: a row refused long
+# ago may be older than what was stored since). No row comes back when
+# nothing changed, and the legs are left as they are too.
 _UPSERT = """
 INSERT INTO interactions (id, channel, direction, node, linkedid, queue, caller_number,
     customer_id, language, priority, created_at, enqueued_at, answered_at, ended_at,
@@ -142,7 +148,8 @@ ON CONFLICT (id) DO UPDATE SET
     answered_at = EXCLUDED.answered_at, ended_at = EXCLUDED.ended_at,
     agent_id = EXCLUDED.agent_id, outcome = EXCLUDED.outcome, context = EXCLUDED.context,
     version_at = EXCLUDED.version_at
-WHERE interactions.version_at IS NULL OR interactions.version_at <= EXCLUDED.version_at
+WHERE EXCLUDED.version_at IS NOT NULL AND (interactions.version_at <= EXCLUDED.version_at
+    OR (interactions.version_at IS NULL AND $17::boolean))
 RETURNING id
 """
 
@@ -154,7 +161,9 @@ ON CONFLICT (id) DO UPDATE SET
     not_before = EXCLUDED.not_before, not_after = EXCLUDED.not_after, status = EXCLUDED.status,
     attempts = EXCLUDED.attempts, agent_id = EXCLUDED.agent_id, updated_at = now(),
     version_at = EXCLUDED.version_at
-WHERE callbacks.version_at IS NULL OR callbacks.version_at <= EXCLUDED.version_at
+WHERE EXCLUDED.version_at IS NOT NULL AND (callbacks.version_at <= EXCLUDED.version_at
+    OR (callbacks.version_at IS NULL AND $15::boolean))
+RETURNING id
 """
 
 _LEG = """
@@ -170,7 +179,7 @@ ON CONFLICT (row_key) DO NOTHING
 """
 
 # An agent's states follow one another in the order of (since, version_at)
-# (NULL: before any version; the submit time orders two states with the
+# (NULL, stored or new: before any version; the submit time orders two states with the
 # same since, a new pause reason say). A new state (not stored yet: a retry
 # changes nothing) ends where the next stored one begins (none: it is the
 # open one), and ends the one before it at its own since if that one was
@@ -184,7 +193,7 @@ WITH new AS (
         SELECT min(since) FROM agent_states
         WHERE agent_id = $2
             AND (since, coalesce(version_at, '-infinity'))
-                > ($5::timestamptz, $6::timestamptz)
+                > ($5::timestamptz, coalesce($6::timestamptz, '-infinity'))
     ), $6::timestamptz
     ON CONFLICT (row_key) DO NOTHING
     RETURNING id
@@ -193,7 +202,8 @@ UPDATE agent_states SET until = $5::timestamptz
 WHERE id = (
     SELECT id FROM agent_states
     WHERE agent_id = $2
-        AND (since, coalesce(version_at, '-infinity')) <= ($5::timestamptz, $6::timestamptz)
+        AND (since, coalesce(version_at, '-infinity'))
+            <= ($5::timestamptz, coalesce($6::timestamptz, '-infinity'))
     ORDER BY since DESC, coalesce(version_at, '-infinity') DESC, id DESC
     LIMIT 1
 ) AND (until IS NULL OR until > $5::timestamptz) AND EXISTS (SELECT 1 FROM new)
@@ -523,17 +533,27 @@ class InteractionWriter:
         self.rejected += 1
         self._pop(entry)
 
-    async def write_once(self, entry: Entry) -> None:
+    async def write_once(self, entry: Entry) -> bool:
         """Write one row now, within ``write_timeout``, without the queue or
-        retries (the replay of rejected rows); raises what the write raised."""
-        await self._write_bounded(entry)
+        retries (the replay of rejected rows: a stored row without a version
+        is kept, see _UPSERT); raises what the write raised. False: an
+        interaction or a callback not applied, the stored one being newer
+        or of unknown age."""
+        return await bounded(
+            self._pool, lambda c: self._write(c, entry, replaces_null=False), self._write_timeout
+        )
 
     async def _write_bounded(self, entry: Entry) -> None:
         """One write within ``write_timeout`` (:func:`~callcenter.store.db.bounded`)."""
-        await bounded(self._pool, lambda c: self._write(c, entry), self._write_timeout)
+        await bounded(
+            self._pool, lambda c: self._write(c, entry, replaces_null=True), self._write_timeout
+        )
 
-    async def _write(self, connection: asyncpg.Connection, entry: Entry) -> None:
+    async def _write(
+        self, connection: asyncpg.Connection, entry: Entry, *, replaces_null: bool
+    ) -> bool:
         row = entry.row
+        version = _ts(entry.version)
         if isinstance(row, DecisionRow):
             await connection.execute(
                 _DECISION,
@@ -544,7 +564,7 @@ class InteractionWriter:
                 row.kind,
                 row.reason,
             )
-            return
+            return True
         if isinstance(row, AgentStateRow):
             await connection.execute(
                 _AGENT_STATE,
@@ -553,11 +573,11 @@ class InteractionWriter:
                 row.state,
                 row.reason,
                 _ts(row.since),
-                _ts(entry.at),
+                version,
             )
-            return
+            return True
         if isinstance(row, CallbackRow):
-            await connection.execute(
+            stored = await connection.fetchval(
                 _CALLBACK,
                 row.callback_id,
                 row.origin,
@@ -572,9 +592,10 @@ class InteractionWriter:
                 json_text(list(row.attempts)),
                 row.agent_id,
                 _ts(row.not_after),
-                _ts(entry.at),
+                version,
+                replaces_null,
             )
-            return
+            return stored is not None
         async with connection.transaction():
             stored = await connection.fetchval(
                 _UPSERT,
@@ -593,10 +614,11 @@ class InteractionWriter:
                 row.outcome,
                 json_text(row.context),
                 row.direction,
-                _ts(entry.at),
+                version,
+                replaces_null,
             )
             if stored is None:
-                return  # a newer version is stored: its legs stay
+                return False  # a newer version is stored: its legs stay
             for leg in row.legs:
                 await connection.execute(
                     _LEG,
@@ -608,6 +630,7 @@ class InteractionWriter:
                     _ts(leg.created_at),
                     _ts(leg.ended_at),
                 )
+        return True
 
     # -- the spool ------------------------------------------------------------
 
@@ -791,6 +814,10 @@ class ReplayResult:
     stopped: str | None
     """The failure (database unavailable...) that stopped the replay: this
     row and the next ones are kept as they were."""
+    not_applied: int = 0
+    """Of ``written``: interactions and callbacks that changed nothing, the
+    stored row being newer, or of unknown age (no version, or none on the
+    replayed row); each logged in full (``store.replay_not_applied``)."""
 
 
 async def replay_rejected(
@@ -804,7 +831,10 @@ async def replay_rejected(
     replay-rejected``); the file keeps only those still refused (and lines
     a writer appended meanwhile). Rows keep their idempotency key and their
     version (submit time): a second replay stores nothing twice, and an old
-    version never replaces a newer one stored since.
+    version never replaces a newer one stored since. A row without a version
+    (a line without ``at``) is stored only where none is, and a stored row
+    without one (written before versions) is never replaced: either could be
+    the newer, and what is stored is kept (``not_applied``, logged).
 
     One replay at a time (:func:`~callcenter.store.spool.replay_lock`:
     StoreError "a replay is already running"); StoreError, the file left
@@ -824,7 +854,7 @@ async def _replay_locked(
     lines = read.lines
     writer = InteractionWriter(pool, write_timeout=write_timeout, clock=clock)
     keep: list[bytes] = []
-    written = refused_count = unreadable = 0
+    written = refused_count = unreadable = not_applied = 0
     stopped: str | None = None
     for number, (line, decoded) in enumerate(lines, start=1):
         if stopped is not None:
@@ -836,7 +866,7 @@ async def _replay_locked(
             log.error("store.rejected_line_corrupt", path=str(path), line=number, error=decoded)
             continue
         try:
-            await writer.write_once(decoded)
+            applied = await writer.write_once(decoded)
         except Exception as exc:
             refused = refusal(exc)
             if refused is None:
@@ -855,6 +885,18 @@ async def _replay_locked(
             )
             continue
         written += 1
+        if not applied:
+            not_applied += 1
+            # Settled (replaying it again would change nothing either); the
+            # line is logged so that an operator can still apply it by hand.
+            log.warning(
+                "store.replay_not_applied",
+                kind=kind_of(decoded.row),
+                key=str(decoded.key),
+                id=_row_id(decoded.row),
+                version=decoded.version,
+                line=line.decode(errors="replace").rstrip("\n"),
+            )
     if lines:
         await asyncio.to_thread(settle_rejected, path, b"".join(keep), read.consumed, read.identity)
-    return ReplayResult(written, refused_count, unreadable, stopped)
+    return ReplayResult(written, refused_count, unreadable, stopped, not_applied)

@@ -5,6 +5,10 @@ line, in submission order::
 
     {"v":1,"key":"<uuid>","at":<submitted, epoch s>,"kind":"<kind>","row":{...}}
 
+``at`` is the row's version too (``version_at``); a line whose ``at`` is
+absent or null (written by hand, or by a tool older than versions) is read
+as a row without a version: it is stored only where no row is (see
+:mod:`callcenter.store.interactions`), never replacing one.
 ``kind`` is ``interaction``, ``callback``, ``decision`` or
 ``agent_state``; ``row`` holds the fields of :class:`InteractionRow`
 (``legs``: a list of :class:`Leg` objects), :class:`CallbackRow`,
@@ -42,6 +46,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -78,6 +83,16 @@ class Entry:
     key: uuid.UUID
     at: float
     from_spool: bool = False
+    versioned: bool = True
+    """False: a line without its submit time (``"at"`` absent or null:
+    written by hand or by a tool that predates versions); ``at`` is then
+    only when it was read back, and the row must never replace a stored one
+    (see :data:`~callcenter.store.interactions._UPSERT`)."""
+
+    @property
+    def version(self) -> float | None:
+        """The row's version (``version_at``): its submit time, if known."""
+        return self.at if self.versioned else None
 
 
 def spool_path(spool_dir: Path, node: str) -> Path:
@@ -99,7 +114,7 @@ def _record(entry: Entry) -> dict[str, Any]:
     return {
         "v": SPOOL_VERSION,
         "key": str(entry.key),
-        "at": entry.at,
+        "at": entry.version,  # null stays null: a rewritten line gains no version
         "kind": kind_of(entry.row),
         "row": dataclasses.asdict(entry.row),
     }
@@ -140,7 +155,15 @@ def decode_entry(line: bytes) -> Entry:
             row = AgentStateRow(**fields)
         else:
             raise ValueError(f"unknown row kind {kind!r}")
-        return Entry(row, uuid.UUID(record["key"]), float(record["at"]), from_spool=True)
+        key = uuid.UUID(record["key"])
+        if record.get("at") is None:
+            # No version: read back now, stored only where nothing is (a
+            # guessed time could make an old row look newer than a stored one).
+            rejected = record.get("rejected")
+            seen = rejected.get("at") if isinstance(rejected, dict) else None
+            at = float(seen) if seen is not None else time.time()
+            return Entry(row, key, at, from_spool=True, versioned=False)
+        return Entry(row, key, float(record["at"]), from_spool=True)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"{type(exc).__name__}: {exc}") from exc
 
@@ -154,14 +177,27 @@ def _fsync_dir(path: Path) -> None:
 
 
 class SpoolFile:
-    """The spool's blocking file operations (the writer runs them in a thread)."""
+    """The spool's blocking file operations (the writer runs them in a thread).
 
-    def __init__(self, path: Path) -> None:
+    ``mode``: the permissions of the files it creates (the spool, its
+    rewrite, its lock and ``.bad`` file), and given back to a spool file
+    found with others; None: the umask's (0644 usually). The user store's
+    spool (session digests) is 0600.
+    """
+
+    def __init__(self, path: Path, *, mode: int | None = None) -> None:
         self.path = path
         self.bad = path.with_name(path.name + ".bad")
         self.rejected = rejected_path(path)
         self.lock_path = path.with_name(path.name + ".lock")
         self._lock_fd: int | None = None
+        self._mode = mode
+
+    def _create(self, path: Path, flags: int) -> int:
+        fd = os.open(path, flags | os.O_CREAT, 0o666 if self._mode is None else self._mode)
+        if self._mode is not None:
+            os.fchmod(fd, self._mode)  # whatever the umask, or an older file
+        return fd
 
     def open(self) -> tuple[int, int, float | None]:
         """Create the directory, lock the file; (lines, bytes, first row's
@@ -169,7 +205,7 @@ class SpoolFile:
         (a crash while appending) is ended, so it is read back as one
         corrupt line, not glued to the next row."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, self._mode or 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -184,6 +220,8 @@ class SpoolFile:
         self._lock_fd = fd
         if not self.path.exists():
             return 0, 0, None
+        if self._mode is not None:
+            os.chmod(self.path, self._mode)
         lines, first, last = 0, b"", b"\n"
         with self.path.open("rb") as f:
             first = f.readline()
@@ -207,7 +245,7 @@ class SpoolFile:
 
     def append(self, data: bytes) -> None:
         created = not self.path.exists()
-        with self.path.open("ab") as f:
+        with os.fdopen(self._create(self.path, os.O_WRONLY | os.O_APPEND), "ab") as f:
             start = f.tell()
             try:
                 f.write(data)
@@ -234,8 +272,16 @@ class SpoolFile:
                     out.append((line, str(exc)))
             return out, f.tell()
 
+    def read_lines(self) -> list[bytes]:
+        """Every line as it is (another format than the writer's rows: the
+        user store's); nothing when there is no file."""
+        try:
+            return self.path.read_bytes().splitlines(keepends=True)
+        except FileNotFoundError:
+            return []
+
     def quarantine(self, lines: list[bytes]) -> None:
-        with self.bad.open("ab") as f:
+        with os.fdopen(self._create(self.bad, os.O_WRONLY | os.O_APPEND), "ab") as f:
             f.write(b"".join(line if line.endswith(b"\n") else line + b"\n" for line in lines))
             f.flush()
             os.fsync(f.fileno())
@@ -243,7 +289,7 @@ class SpoolFile:
     def rewrite(self, head: bytes, offset: int, tail: bytes) -> None:
         """The file becomes ``head``, its own bytes from ``offset``, ``tail``."""
         tmp = self.path.with_name(self.path.name + ".tmp")
-        with tmp.open("wb") as out:
+        with os.fdopen(self._create(tmp, os.O_WRONLY | os.O_TRUNC), "wb") as out:
             out.write(head)
             if self.path.exists():
                 with self.path.open("rb") as src:

@@ -60,20 +60,36 @@ tries it).
 
 One owned task writes what waits (retries ``RETRY_MIN`` doubling to
 ``RETRY_MAX`` seconds, woken at once by any query that succeeds); ``close()``
-stops it after a last attempt and logs what is still unwritten (a session
-opened during the outage then needs a new login after the restart).
+stops it after a last attempt and logs what is still unwritten.
+
+Across a restart
+    With a spool file (``<database.spool_dir>/users-<node>.jsonl``, mode
+    0600, locked like the interaction writer's: one daemon per file), every
+    session, logout and audit row that has to wait is appended there
+    (``fsync``) before the request is answered, and marked done once
+    written; the file goes once nothing waits. A new store reads it back at
+    start: the sessions opened during the outage keep working (from memory
+    while the database is still away, then from the database once written
+    back), the logouts stay in force, the audit rows are written, in order.
+    On disk only digests: the token's SHA-256 (as in ``user_sessions``) and
+    the SHA-256 of the password hash the login was checked against, never a
+    token nor a hash a password could be guessed from. Without the file
+    (a disk failure, logged as ``users.spool_failed``) they stay in memory
+    as before, and a restart loses them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
@@ -85,6 +101,8 @@ from callcenter.callpath.site import Site
 from callcenter.cti.access import Principal, Role, new_token, token_digest
 from callcenter.errors import ConfigError, NotAuthenticated, StoreError, StoreUnavailable
 from callcenter.store.db import bounded, connection_lost, refusal
+from callcenter.store.rows import json_text
+from callcenter.store.spool import SpoolFile
 from callcenter.tasks import cancel_and_wait
 
 log = structlog.get_logger("callcenter.store.users")
@@ -104,6 +122,8 @@ MAX_QUEUED_AUDIT = 10_000
 """Audit rows waiting for the database; beyond, the oldest is dropped (logged)."""
 RETRY_MIN = 0.5
 RETRY_MAX = 5.0
+SPOOL_VERSION = 1
+"""The user store's spool lines (see :func:`users_spool_path`)."""
 
 _USER = "SELECT role, password_hash, agent_id, language, disabled FROM users WHERE login = $1"
 _RESOLVE = """SELECT u.login, u.role, u.agent_id, u.language, u.disabled, u.password_hash,
@@ -111,11 +131,13 @@ _RESOLVE = """SELECT u.login, u.role, u.agent_id, u.language, u.disabled, u.pass
               FROM user_sessions s JOIN users u USING (login)
               WHERE s.token_hash = $1 AND NOT s.revoked AND s.expires_at > $2"""
 # Only while the user still has the hash the password was checked against (no
-# row: refused). Idempotent: a retry after a lost reply, or a session written
-# twice, is harmless; a revocation is never undone.
+# row: refused), compared by its SHA-256 (what memory and the spool keep: an
+# argon2 hash on disk could be attacked offline). Idempotent: a retry after a
+# lost reply, or a session written twice, is harmless; a revocation is never undone.
 _UPSERT_SESSION = """INSERT INTO user_sessions (token_hash, login, created_at, expires_at, revoked)
                      SELECT $1, login, $3, $4, $5 FROM users
-                     WHERE login = $2 AND password_hash = $6 AND NOT disabled
+                     WHERE login = $2 AND NOT disabled
+                         AND encode(sha256(convert_to(password_hash, 'UTF8')), 'hex') = $6
                      ON CONFLICT (token_hash) DO UPDATE
                      SET revoked = user_sessions.revoked OR EXCLUDED.revoked"""
 _REVOKE = "UPDATE user_sessions SET revoked = true WHERE token_hash = $1"
@@ -135,9 +157,12 @@ class _Session:
     """None: revoked (a mark, until the revocation is written)."""
     expires_at: datetime
     opened_at: datetime | None = None
-    password_hash: str | None = None
+    hash_check: str | None = None
     """Set while its user_sessions row does not exist (opened while the
-    database was away): the hash the password was checked against."""
+    database was away): the SHA-256 of the hash the password was checked
+    against (:func:`_hash_check`)."""
+    seq: int | None = None
+    """Its line in the spool file while it waits there (None: not spooled)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,13 +171,24 @@ class _Known:
     principal: Principal
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _AuditRow:
     at: datetime
     actor: str
     action: str
     target: str | None
     detail: str
+    seq: int | None = None
+    """Its line in the spool file while it waits there."""
+
+
+def users_spool_path(spool_dir: Path, node: str) -> Path:
+    """The user store's spool file for ``node`` in ``database.spool_dir``."""
+    return spool_dir / f"users-{node}.jsonl"
+
+
+def _hash_check(password_hash: str) -> str:
+    return hashlib.sha256(password_hash.encode()).hexdigest()
 
 
 class UserStore:
@@ -163,11 +199,16 @@ class UserStore:
         session_ttl: timedelta = timedelta(hours=12),
         timeout: float = 5.0,
         retry_after: float = 1.0,
+        spool: Path | None = None,
     ) -> None:
         """``timeout``: seconds a query may take (a vanished host cannot hang
         a login). ``retry_after``: once the connection to the database was
         lost, requests that can be answered from memory do not try it again
-        for that long (the retry task does)."""
+        for that long (the retry task does). ``spool``: the file where what
+        waits for the database is kept across a restart
+        (:func:`users_spool_path`; read back here, so construct the store in
+        the running loop); StoreError if another store holds it. None:
+        memory only (tools, tests)."""
         self._pool = pool
         self.session_ttl = session_ttl
         self.timeout = timeout
@@ -185,6 +226,17 @@ class UserStore:
         self._catch_up_lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
+        self._spool = SpoolFile(spool, mode=0o600) if spool is not None else None
+        self._spool_lock = asyncio.Lock()
+        self._seq = 0
+        self._spooled: set[int] = set()
+        """Lines of the spool file whose item still waits."""
+        self._settled: list[int] = []
+        """Lines whose item is done, not yet marked so in the file."""
+        self.spool_failures = 0
+        if self._spool is not None:
+            self._spool.open()
+            self._restore(self._spool, datetime.now(UTC))
 
     @property
     def backlog(self) -> int:
@@ -262,16 +314,20 @@ class UserStore:
             raise StoreUnavailable("user store: too many sessions waiting for the database")
         token = new_token()
         digest = token_digest(token)
-        session = _Session(principal.login, principal, now + self.session_ttl, now, password_hash)
+        check = _hash_check(password_hash)
+        session = _Session(principal.login, principal, now + self.session_ttl, now, check)
         self._keep(digest, session, now)
         self._pending[digest] = None
         if offline:
+            # On disk before the token is handed out: a restart keeps it.
+            await self._spool_session(digest, session)
             self._kick()
             return token, principal
         try:
             await self._sync(digest, session)
         except StoreUnavailable:
             # Gone between the read and the write: kept, written when back.
+            await self._spool_session(digest, session)
             self._kick()
         return token, principal
 
@@ -283,7 +339,7 @@ class UserStore:
                 self._drop(digest)
             raise NotAuthenticated(_INVALID)
         try:
-            if cached is not None and cached.password_hash is not None:
+            if cached is not None and cached.hash_check is not None:
                 try:
                     await self._sync(digest, cached, fallback=True)
                 except StoreUnavailable:
@@ -326,7 +382,7 @@ class UserStore:
             mark = _Session(None, None, now + self.session_ttl)
         else:
             mark = _Session(
-                cached.login, None, cached.expires_at, cached.opened_at, cached.password_hash
+                cached.login, None, cached.expires_at, cached.opened_at, cached.hash_check
             )
         self._keep(digest, mark, now)
         self._pending[digest] = None
@@ -334,6 +390,8 @@ class UserStore:
             await self._sync(digest, mark, fallback=True)
         except StoreUnavailable as exc:
             log.warning("users.logout_queued", login=mark.login, error=str(exc))
+            # On disk: a restart before the write must not bring the token back.
+            await self._spool_session(digest, mark)
             self._kick()
 
     async def audit(
@@ -350,12 +408,14 @@ class UserStore:
         row = _AuditRow(at or datetime.now(UTC), actor, action, target, json.dumps(detail))
         if self._audits:  # behind the rows already waiting
             self._queue_audit(row)
+            await self._spool_audit(row)
             return
         try:
             await self._write_audit(row, fallback=True)
         except StoreUnavailable as exc:
             self._queue_audit(row)
             log.warning("audit.queued", action=action, error=str(exc), queued=len(self._audits))
+            await self._spool_audit(row)
 
     async def audit_trail(self, limit: int = 100) -> list[dict[str, Any]]:
         """The newest ``limit`` audit rows, newest first."""
@@ -376,29 +436,37 @@ class UserStore:
         StoreUnavailable when the database still cannot answer (what is left
         keeps waiting); a row the database refuses is logged and dropped. An
         expired session is written too (harmless); ``_trim`` forgets those
-        not written yet."""
+        not written yet. The spool file then says what is done (removed once
+        nothing waits)."""
         async with self._catch_up_lock:
-            for digest in list(self._pending):
-                session = self._sessions.get(digest)
-                if session is None:
-                    self._pending.pop(digest, None)
-                    continue
-                try:
-                    await self._sync(digest, session)
-                except StoreUnavailable:
-                    raise
-                except StoreError:
-                    continue  # refused: logged and dropped by _sync
-            while self._audits:
-                row = self._audits[0]
-                try:
-                    await self._write_audit(row)
-                except StoreUnavailable:
-                    raise
-                except StoreError as exc:
-                    log.error("audit.write_refused", action=row.action, error=str(exc))
-                if self._audits and self._audits[0] is row:
-                    self._audits.popleft()
+            try:
+                await self._catch_up()
+            finally:
+                await self._flush_spool()
+
+    async def _catch_up(self) -> None:
+        for digest in list(self._pending):
+            session = self._sessions.get(digest)
+            if session is None:
+                self._pending.pop(digest, None)
+                continue
+            try:
+                await self._sync(digest, session)
+            except StoreUnavailable:
+                raise
+            except StoreError:
+                continue  # refused: logged and dropped by _sync
+        while self._audits:
+            row = self._audits[0]
+            try:
+                await self._write_audit(row)
+            except StoreUnavailable:
+                raise
+            except StoreError as exc:
+                log.error("audit.write_refused", action=row.action, error=str(exc))
+            if self._audits and self._audits[0] is row:
+                self._audits.popleft()
+                self._settle(row.seq)
 
     async def close(self, timeout: float = 2.0) -> None:
         """Stop the retry task after one last attempt (within ``timeout``)."""
@@ -416,12 +484,18 @@ class UserStore:
                     sessions=len(self._pending),
                     audit_rows=len(self._audits),
                     error=str(exc),
+                    kept_in=None if self._spool is None else str(self._spool.path),
                 )
+        if self._spool is not None:
+            await self._flush_spool()
+            self._spool.close()  # the lock: the next store may take the file
 
     # -- memory ---------------------------------------------------------------
 
     def _keep(self, digest: str, session: _Session, now: datetime) -> None:
-        self._sessions.pop(digest, None)  # most recently used last
+        old = self._sessions.pop(digest, None)  # most recently used last
+        if old is not None and old is not session:
+            self._settle(old.seq)  # replaced (a logout's mark): the old line is void
         self._sessions[digest] = session
         if session.login is not None:
             self._by_login.setdefault(session.login, set()).add(digest)
@@ -443,6 +517,8 @@ class UserStore:
     def _drop(self, digest: str) -> None:
         session = self._sessions.pop(digest, None)
         self._pending.pop(digest, None)
+        if session is not None:
+            self._settle(session.seq)
         if session is not None and session.login is not None:
             digests = self._by_login.get(session.login, set())
             digests.discard(digest)
@@ -466,6 +542,7 @@ class UserStore:
     def _queue_audit(self, row: _AuditRow) -> None:
         if len(self._audits) >= MAX_QUEUED_AUDIT:
             lost = self._audits.popleft()
+            self._settle(lost.seq)
             self.audit_dropped += 1
             log.error(
                 "audit.dropped",
@@ -478,14 +555,144 @@ class UserStore:
         self._audits.append(row)
         self._kick()
 
-    # -- writing back ---------------------------------------------------------
+    # -- the spool file ------------------------------------------------------
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        self._spooled.add(self._seq)
+        return self._seq
+
+    def _settle(self, seq: int | None) -> None:
+        """The item of that line no longer waits: marked done in the file at
+        the next flush, so a restart does not bring it back."""
+        if seq is not None and seq in self._spooled:
+            self._spooled.discard(seq)
+            self._settled.append(seq)
+
+    async def _spool_session(self, digest: str, session: _Session) -> None:
+        """A session or a logout that waits for the database, to disk (fsync)."""
+        if self._spool is None or self._sessions.get(digest) is not session:
+            return
+        if digest not in self._pending:
+            return  # written meanwhile
+        # The number is taken before any await, so a write-back that lands
+        # during the append still finds it and marks it done.
+        session.seq = self._next_seq()
+        await self._append(session.seq, _session_line(digest, session))
+
+    async def _spool_audit(self, row: _AuditRow) -> None:
+        if self._spool is None:
+            return
+        row.seq = self._next_seq()
+        await self._append(row.seq, _audit_line(row))
+
+    async def _append(self, seq: int, line: bytes) -> None:
+        assert self._spool is not None
+        spool = self._spool
+        async with self._spool_lock:
+            if seq not in self._spooled:
+                return  # done before it reached the disk: nothing to keep
+            try:
+                await asyncio.to_thread(spool.append, line)
+            except OSError as exc:
+                # Memory still has it (as before spooling existed): the
+                # request is answered; only a restart would lose it.
+                self.spool_failures += 1
+                log.error("users.spool_failed", path=str(spool.path), error=str(exc))
+
+    async def _flush_spool(self) -> None:
+        """Mark what is done in the file; remove it once nothing waits."""
+        spool = self._spool
+        if spool is None:
+            return
+        async with self._spool_lock:
+            try:
+                if not self.backlog:
+                    self._spooled.clear()
+                    self._settled.clear()
+                    await asyncio.to_thread(spool.remove)
+                elif self._settled:
+                    done, self._settled = self._settled, []
+                    await asyncio.to_thread(spool.append, _line({"done": done}))
+            except OSError as exc:
+                # Harmless: what is done is written again after a restart
+                # (sessions and revocations are idempotent; an audit row twice).
+                self.spool_failures += 1
+                log.error("users.spool_failed", path=str(spool.path), error=str(exc))
+
+    def _restore(self, spool: SpoolFile, now: datetime) -> None:
+        """What a previous run left waiting, back in memory (then written by
+        the retry task); the file is rewritten with exactly that."""
+        sessions: dict[str, tuple[int, _Session]] = {}
+        audits: dict[int, _AuditRow] = {}
+        done: set[int] = set()
+        bad: list[bytes] = []
+        lines = spool.read_lines()
+        for number, line in enumerate(lines, start=1):
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict) or record.get("v") != SPOOL_VERSION:
+                    raise ValueError("not a version 1 record")
+                if "done" in record:
+                    done.update(int(seq) for seq in record["done"])
+                elif "session" in record:
+                    seq, item = int(record["seq"]), record["session"]
+                    digest = str(item["digest"])
+                    if digest not in sessions or sessions[digest][0] < seq:
+                        # The last line of a token is its state (a logout's mark).
+                        sessions[digest] = (seq, _session_from(item))
+                elif "audit" in record:
+                    audits[int(record["seq"])] = _audit_from(record["audit"])
+                else:
+                    raise ValueError("neither a session, an audit row nor done")
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                bad.append(line)
+                log.error(
+                    "users.spool_line_corrupt",
+                    path=str(spool.path),
+                    line=number,
+                    error=f"{type(exc).__name__}: {exc}",
+                    moved_to=str(spool.bad),
+                )
+        if bad:
+            try:
+                spool.quarantine(bad)
+            except OSError as exc:
+                log.error("users.spool_quarantine_failed", path=str(spool.bad), error=str(exc))
+        kept: list[bytes] = []
+        for digest, (seq, session) in sorted(sessions.items(), key=lambda item: item[1][0]):
+            if seq in done or session.expires_at <= now:
+                continue  # an expired token cannot be used: its write-back is moot
+            session.seq = self._next_seq()
+            self._keep(digest, session, now)
+            self._pending[digest] = None
+            kept.append(_session_line(digest, session))
+        for seq in sorted(audits)[-MAX_QUEUED_AUDIT:]:
+            if seq not in done:
+                row = audits[seq]
+                row.seq = self._next_seq()
+                self._audits.append(row)
+                kept.append(_audit_line(row))
+        if not kept:
+            spool.remove()
+            return
+        # Only what still waits, renumbered: the file does not grow with restarts.
+        spool.rewrite(b"".join(kept), sum(map(len, lines)), b"")
+        log.warning(
+            "users.restored_from_spool",
+            path=str(spool.path),
+            sessions=len(self._pending),
+            audit_rows=len(self._audits),
+        )
+        with contextlib.suppress(RuntimeError):  # no running loop: the first request kicks
+            self._kick()
 
     async def _sync(self, digest: str, session: _Session, *, fallback: bool = False) -> None:
         """Write what the database does not know of this session yet.
         StoreUnavailable: it keeps waiting. StoreError (refused): dropped, logged."""
         revoked = session.principal is None
         try:
-            if session.password_hash is not None:
+            if session.hash_check is not None:
                 status = await self._call(
                     "session write",
                     lambda c: c.execute(
@@ -495,13 +702,13 @@ class UserStore:
                         session.opened_at,
                         session.expires_at,
                         revoked,
-                        session.password_hash,
+                        session.hash_check,
                     ),
                     fallback=fallback,
                 )
                 if status.endswith(" 0"):
                     raise StoreError("user disabled, deleted or with another password")
-                session.password_hash = None
+                session.hash_check = None
             elif revoked:
                 await self._call("logout", lambda c: c.execute(_REVOKE, digest), fallback=fallback)
         except StoreUnavailable:
@@ -510,6 +717,7 @@ class UserStore:
             if self._sessions.get(digest) is session:
                 if revoked:  # the mark stays until the session expires
                     self._pending.pop(digest, None)
+                    self._settle(session.seq)
                 else:  # the database will never know it: void
                     self._drop(digest)
             if session.login is not None:
@@ -521,6 +729,7 @@ class UserStore:
                 self._drop(digest)
             else:
                 self._pending.pop(digest, None)
+                self._settle(session.seq)
 
     async def _write_audit(self, row: _AuditRow, *, fallback: bool = False) -> None:
         await self._call(
@@ -582,6 +791,81 @@ class UserStore:
         if self.backlog:
             self._kick()  # the database is back: what waits goes now
         return result
+
+
+# -- the spool file's lines: one JSON object each --------------------------------
+#
+# {"v":1,"seq":n,"session":{...}}   a session or a logout's mark that waits
+# {"v":1,"seq":n,"audit":{...}}     an audit row that waits
+# {"v":1,"done":[n,...]}            those lines are written (or void)
+#
+# The last "session" line of a digest is that token's state. Tokens are
+# never on disk: only their SHA-256 (as in user_sessions) and the SHA-256
+# of the password hash the login was checked against.
+
+
+def _line(record: dict[str, Any]) -> bytes:
+    return (json_text({"v": SPOOL_VERSION, **record}) + "\n").encode()
+
+
+def _session_line(digest: str, session: _Session) -> bytes:
+    who = session.principal
+    return _line(
+        {
+            "seq": session.seq,
+            "session": {
+                "digest": digest,
+                "login": session.login,
+                "revoked": who is None,
+                "role": None if who is None else who.role.value,
+                "site_id": None if who is None else who.site_id,
+                "language": None if who is None else who.language,
+                "expires_at": session.expires_at.isoformat(),
+                "opened_at": None if session.opened_at is None else session.opened_at.isoformat(),
+                "hash_check": session.hash_check,
+            },
+        }
+    )
+
+
+def _session_from(item: dict[str, Any]) -> _Session:
+    login = item["login"]
+    principal = None
+    if not item["revoked"]:
+        principal = Principal(str(login), Role(item["role"]), item["site_id"], item["language"])
+    opened = item["opened_at"]
+    return _Session(
+        None if login is None else str(login),
+        principal,
+        datetime.fromisoformat(item["expires_at"]),
+        None if opened is None else datetime.fromisoformat(opened),
+        item["hash_check"],
+    )
+
+
+def _audit_line(row: _AuditRow) -> bytes:
+    return _line(
+        {
+            "seq": row.seq,
+            "audit": {
+                "at": row.at.isoformat(),
+                "actor": row.actor,
+                "action": row.action,
+                "target": row.target,
+                "detail": row.detail,
+            },
+        }
+    )
+
+
+def _audit_from(item: dict[str, Any]) -> _AuditRow:
+    return _AuditRow(
+        datetime.fromisoformat(item["at"]),
+        str(item["actor"]),
+        str(item["action"]),
+        item["target"],
+        str(item["detail"]),
+    )
 
 
 async def _verify(password_hash: str, password: str) -> None:

@@ -650,11 +650,98 @@ async def test_an_old_version_written_after_a_newer_one_leaves_the_newer(
         assert await pool.fetchval("SELECT context->>'disposition' FROM interactions") == (
             "no sale"
         )
-        # A row stored before versions existed (NULL) takes any version.
+        # A row stored before versions existed (NULL): the writer's rows come
+        # after it (submit order) and replace it...
         await pool.execute("UPDATE callbacks SET version_at = NULL")
-        await writer.write_once(Entry(pending, uuid.uuid4(), 1_700_000_100.0))
-        assert await pool.fetchval("SELECT status FROM callbacks") == "pending"
+        await writer.start()
+        writer.submit(dataclasses.replace(done, status="failed"))
+        await writer.flush(timeout=10)
+        assert await pool.fetchval("SELECT status FROM callbacks") == "failed"
+        # ...a replayed rejected row may be older than it: it does not.
+        await pool.execute("UPDATE callbacks SET version_at = NULL")
+        assert not await writer.write_once(Entry(pending, uuid.uuid4(), 1_700_000_100.0))
+        assert await pool.fetchval("SELECT status FROM callbacks") == "failed"
     finally:
+        await writer.stop()
+        await pool.close()
+
+
+def unversioned(entry: Entry) -> bytes:
+    """The rejected-file line of ``entry`` without its submit time (``at``):
+    a line written before rows had versions, or by hand."""
+    record = json.loads(spool_module.encode_rejected(entry, "22021", "NUL", 1.7e9))
+    del record["at"]
+    return (json.dumps(record) + "\n").encode()
+
+
+async def outcome(pool: asyncpg.Pool, interaction: InteractionRow) -> str:
+    sql = "SELECT outcome FROM interactions WHERE id = $1"
+    return str(await pool.fetchval(sql, uuid.UUID(interaction.interaction_id)))
+
+
+async def test_a_replayed_row_without_a_version_never_replaces_a_stored_row(
+    database_url: str, tmp_path: Path
+) -> None:
+    url = await _fresh(database_url)
+    pool = await create_pool(url)
+    writer = InteractionWriter(pool)
+    rejected = tmp_path / "writer.jsonl.rejected"
+    stored = row(context={"disposition": "sale"})
+    stale = dataclasses.replace(stored, outcome="abandoned", context={"disposition": None})
+    stored_callback = dataclasses.replace(callback("0612345678"), status="done")
+    stale_callback = dataclasses.replace(stored_callback, status="pending")
+    fresh = row("abandoned", answered_at=None, agent_id=None)
+    fresh_callback = callback("0699999999")
+    try:
+        await writer.start()
+        writer.submit(stored)
+        writer.submit(stored_callback)
+        await writer.flush(timeout=10)
+        rejected.write_bytes(
+            b"".join(
+                unversioned(Entry(r, uuid.uuid4(), 1.6e9))  # older than anything, were it known
+                for r in (stale, stale_callback, fresh, fresh_callback)
+            )
+        )
+        with capture_logs() as logs:
+            result = await interactions.replay_rejected(pool, rejected)
+        assert (result.written, result.refused, result.not_applied) == (4, 0, 2)
+        assert not rejected.exists()
+        # The versioned rows stored are left as they were...
+        assert await outcome(pool, stored) == "completed"
+        status = "SELECT status FROM callbacks WHERE id = $1"
+        assert await pool.fetchval(status, uuid.UUID(stored_callback.callback_id)) == "done"
+        # ...what was not stored at all is inserted, without a version.
+        inserted = await pool.fetch(
+            "SELECT id::text, outcome, version_at FROM interactions WHERE id = $1",
+            uuid.UUID(fresh.interaction_id),
+        )
+        assert [(r["outcome"], r["version_at"]) for r in inserted] == [("abandoned", None)]
+        assert await pool.fetchval(
+            "SELECT version_at IS NULL FROM callbacks WHERE id = $1",
+            uuid.UUID(fresh_callback.callback_id),
+        )
+        skipped = [e for e in logs if e["event"] == "store.replay_not_applied"]
+        assert sorted(e["kind"] for e in skipped) == ["callback", "interaction"]
+        # Logged whole, so an operator can still apply one by hand.
+        assert {json.loads(e["line"])["row"].get("outcome", "cb") for e in skipped} == {
+            "abandoned",
+            "cb",
+        }
+        assert all(e["version"] is None for e in skipped)
+
+        # Neither side has a version: what is stored stays too.
+        late = dataclasses.replace(fresh, outcome="completed")
+        rejected.write_bytes(unversioned(Entry(late, uuid.uuid4(), 1.6e9)))
+        result = await interactions.replay_rejected(pool, rejected)
+        assert (result.written, result.not_applied) == (1, 1)
+        assert await outcome(pool, fresh) == "abandoned"
+        # A versioned row from the live writer does replace a row without one.
+        writer.submit(dataclasses.replace(fresh, outcome="timeout"))
+        await writer.flush(timeout=10)
+        assert await outcome(pool, fresh) == "timeout"
+    finally:
+        await writer.stop()
         await pool.close()
 
 
@@ -801,8 +888,8 @@ async def test_a_replay_whose_file_changed_meanwhile_settles_nothing(
         )
         real_write_once = InteractionWriter.write_once
 
-        async def write_and_change(self: InteractionWriter, entry: Entry) -> None:
-            await real_write_once(self, entry)
+        async def write_and_change(self: InteractionWriter, entry: Entry) -> bool:
+            applied = await real_write_once(self, entry)
             if change == "replaced":  # as another replay (or an editor) would
                 tmp = rejected.with_name("tmp")
                 tmp.write_bytes(other)
@@ -810,6 +897,7 @@ async def test_a_replay_whose_file_changed_meanwhile_settles_nothing(
             else:  # the same file, its lines edited in place
                 with rejected.open("r+b") as f:
                     f.write(b" " * len(line))
+            return applied
 
         monkeypatch.setattr(InteractionWriter, "write_once", write_and_change)
         with pytest.raises(StoreError, match="replaced or edited during the replay"):
