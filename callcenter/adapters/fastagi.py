@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -62,6 +63,7 @@ _HANGUP_ON_MINUS_ONE = frozenset(
         "EXEC",
     }
 )
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # What the handler's own timeouts cannot account for: Asterisk's scheduling
 # and a loaded machine. Beyond it, the link is considered dead.
 _REPLY_GRACE = 10.0
@@ -228,6 +230,14 @@ class AgiSession:
 
     async def set_variable(self, name: str, value: str) -> None:
         await self.command("SET VARIABLE", name, value)
+
+    async def set_variables(self, values: Mapping[str, str]) -> None:
+        """Several channel variables in one round trip (EXEC MSet). MSet
+        splits on commas and takes no quoting: values holding one are refused."""
+        for name, value in values.items():
+            if not _VARIABLE_NAME.fullmatch(name) or "," in value:
+                raise AGIProtocolError(f"refusing MSet of {name}={value!r}")
+        await self.exec_("MSet", *(f"{name}={value}" for name, value in values.items()))
 
     async def get_variable(self, name: str) -> str | None:
         """A channel variable or dialplan function; None when it is not set."""

@@ -30,6 +30,11 @@ CALLBACK_CONTEXT = "callcenter-callback"
 CONFERENCE_CONTEXT = "callcenter-conference"
 # Where a caller goes when the agent hangs up first (the queue's survey, if any).
 AFTER_AGENT_CONTEXT = "callcenter-after-agent"
+# Where a caller waits, out of FastAGI, while an agent's phone rings for them:
+# a holding bridge, so that the agent's Bridge() never needs a masquerade.
+WAIT_CONTEXT = "callcenter-wait"
+# Back to FastAGI in queue (position, expected wait, callback) from there.
+REQUEUE_CONTEXT = "callcenter-requeue"
 
 
 class SpyMode(StrEnum):
@@ -286,6 +291,18 @@ class Telephony:
                 "ExtraPriority": "1",
             },
         )
+
+    async def hold_for_agent(self, caller: str) -> None:
+        """Take the caller out of FastAGI into its holding bridge
+        (callcenter-wait) while an agent's phone rings: the agent's Bridge()
+        then moves it from bridge to bridge. Pulled straight out of an
+        application instead, Asterisk 22 may leave a Surrogate/ channel
+        behind (docs/asterisk-notes.md)."""
+        await self.redirect(caller, WAIT_CONTEXT, "s")
+
+    async def back_to_queue(self, caller: str) -> None:
+        """From the holding bridge back to FastAGI in queue (callcenter-requeue)."""
+        await self.redirect(caller, REQUEUE_CONTEXT, "s")
 
     async def resume(self, agent_leg: str) -> None:
         """The agent's leg bridges the held caller again (callcenter-connect)."""

@@ -8,9 +8,13 @@
 - Agent operations (REST) call the ``agent_*`` methods.
 
 The caller's abandon is decided from AMI (the caller's channel is gone while
-waiting or ringing), never from the FastAGI session alone: when an agent
-answers, Asterisk pulls the caller out of AGI and the session sees a HANGUP
-although the caller is alive.
+waiting or ringing), never from the FastAGI session alone: as an agent's
+phone rings for them, the caller leaves FastAGI for a holding bridge
+(``Telephony.hold_for_agent``) and the session sees a HANGUP although the
+caller is alive. The agent's Bridge() takes them from there, bridge to
+bridge: pulled straight out of AGI, Asterisk 22 now and then leaves a
+``Surrogate/`` channel behind for good. A caller no agent took goes back to
+FastAGI (``Telephony.back_to_queue``), keeping their place.
 
 An offer whose Originate may have reached Asterisk unanswered (AMI link cut
 after sending, no answer in time) stands: the agent's phone may ring. On
@@ -37,6 +41,7 @@ import structlog
 from callcenter.adapters.fastagi import AgiSession
 from callcenter.adapters.telephony import (
     AFTER_AGENT_CONTEXT,
+    WAIT_CONTEXT,
     SpyMode,
     Telephony,
     is_phone_number,
@@ -134,6 +139,9 @@ class CallRecord:
     """Only this agent may take it (click-to-call)."""
     held_since: float | None = None
     """On hold since (monotonic): the caller hears music, the agent's leg waits."""
+    caller_in_wait_bridge: bool = False
+    """We moved the caller out of FastAGI into its holding bridge
+    (callcenter-wait) for an agent's ring, and not back yet."""
     hold_seconds: float = 0.0
     _path: CallPath | None = field(default=None, repr=False)
 
@@ -193,6 +201,10 @@ class CallPath:
         self.on_callback: Callable[[CallbackRow], None] | None = None
         self.on_records: Callable[[DecisionRow | AgentStateRow], None] | None = None
         self._held_for_restart: set[str] = set()
+        # Extended agents' interactions this month before this daemon started
+        # (set by the daemon from PostgreSQL): seeds the ACD's count at each
+        # agent's first login, see agent_login.
+        self.month_handled: dict[str, int] = {}
         # Real-time statistics (callcenter/stats): fed, never consulted here.
         self.on_stats: Callable[[StatsEvent], object] | None = None
         self.on_disposition: Callable[[CallRecord], None] | None = None
@@ -236,6 +248,7 @@ class CallPath:
             # Never a second interaction for one caller: it would ring a
             # second agent and pull the caller from the first (issue 4).
             log.info("call.reattached", interaction=live.interaction_id, phase=live.phase.value)
+            self._back_in_fastagi(live)
             return live, self._wait_settings(live)
         known = self.calls.get(resume.interaction_id) if resume is not None else None
         if known is not None and not known.waiting:
@@ -243,6 +256,7 @@ class CallPath:
         elif known is not None:
             # Same daemon, the FastAGI link dropped: the caller's place is intact.
             log.info("call.reattached", interaction=known.interaction_id)
+            self._back_in_fastagi(known)
             return known, self._wait_settings(known)
         transferred_from = request.query.get("from")
         previous = self.recent(transferred_from) if transferred_from else None
@@ -250,8 +264,10 @@ class CallPath:
         if target_agent is not None and previous is not None:
             # A transfer to a named agent: the queue of the call it leaves.
             queue_name, route = previous.queue, RouteSetup(queue=previous.queue)
-        elif (wanted := request.query.get("queue")) is not None:
-            # A transfer to a queue (dialplans/callpath.conf, callcenter-transfer).
+        elif wanted := request.query.get("queue"):
+            # A transfer to a queue (dialplans/callpath.conf, callcenter-transfer),
+            # or a caller back from the holding bridge after a restart
+            # (callcenter-requeue, the queue they were in).
             if wanted not in self.site.queues:
                 raise RoutingError(f"transfer to unknown queue {wanted!r}")
             queue_name, route = wanted, RouteSetup(queue=wanted)
@@ -497,6 +513,17 @@ class CallPath:
             self._apply(self.acd.adopt(now, request, profile))
             log.info("call.adopted", interaction=interaction, agent=agent_id)
             adopted += 1
+        for channel in tracker.channels():
+            if (
+                channel.context == WAIT_CONTEXT
+                and channel.uniqueid not in self._by_caller
+                and tracker.peer_of(channel.uniqueid) is None
+            ):
+                # Left in the holding bridge by a previous daemon, their
+                # agent's leg hung up above: back to the queue now, not when
+                # the bridge lets them go by itself (2 minutes).
+                log.info("call.back_from_wait_bridge", caller=channel.uniqueid)
+                self._spawn_action(self._back_to_queue(channel.uniqueid))
         held, self._held_for_restart = self._held_for_restart, set()
         for agent_id in sorted(held):
             if self.acd.agent_state(agent_id) == "paused":
@@ -714,6 +741,7 @@ class CallPath:
         record.agent_id = None
         record.agent_leg = None
         self._apply(self.acd.offer_failed(self.clock.now(), record.interaction_id, agent, why))
+        self._back_to_queue_if_idle(record)
 
     def _on_channel_gone(self, change: ChannelRemoved) -> None:
         uniqueid = change.channel.uniqueid
@@ -859,10 +887,13 @@ class CallPath:
         if setup is None:
             raise RoutingError(f"unknown agent {agent_id!r}")
         self.agent_endpoints[agent_id] = endpoint or setup.endpoint
-        # Skills, languages, team, extended with its monthly cap (the ACD
-        # keeps the month's count across logins while the daemon runs).
-        profile = setup.profile(agent_id)
+        # Skills, languages, team, extended with its monthly cap and the
+        # month's count read back at start (a restart must not reset the cap).
+        profile = setup.profile(agent_id, month_handled=self.month_handled.get(agent_id, 0))
         self._apply(self.acd.agent_login(self.clock.now(), profile))
+        # From now on the ACD's count is the live one (it keeps it across
+        # logins): the seed, used once, must not lift it again after a reset.
+        self.month_handled.pop(agent_id, None)
 
     def agent_ready(self, agent_id: str) -> None:
         self._apply(self.acd.agent_ready(self.clock.now(), agent_id))
@@ -1297,6 +1328,9 @@ class CallPath:
             task = self._spawn_action(self._ring(record, leg, placing))
             # A task cancelled before it ran (daemon stopping) never awaited it.
             task.add_done_callback(functools.partial(_close, placing))
+            if record.kind == "call" and not record.caller_in_wait_bridge:
+                record.caller_in_wait_bridge = True
+                self._spawn_action(self._hold_for_agent(record))
 
     def _place(self, record: CallRecord, endpoint: str, leg: str) -> Coroutine[Any, Any, str]:
         """Write the Originate of ``leg``; the awaitable gives the outcome."""
@@ -1364,6 +1398,7 @@ class CallPath:
                 self.clock.now(), record.interaction_id, agent, f"not placed: {why}"
             )
         )
+        self._back_to_queue_if_idle(record)
 
     def _ringing(self, leg: str) -> CallRecord | None:
         """The call whose current offer is this ringing leg, if any."""
@@ -1448,6 +1483,42 @@ class CallPath:
             )
         except AsteriskError as exc:
             log.error("call.record_failed", interaction=record.interaction_id, error=str(exc))
+
+    async def _hold_for_agent(self, record: CallRecord) -> None:
+        try:
+            await self.telephony.hold_for_agent(record.caller_uniqueid)
+        except AsteriskError as exc:
+            # Still in FastAGI: the agent's Bridge() takes them from there
+            # (the dialplan waits 3 s for the holding bridge, then bridges).
+            log.warning(
+                "call.hold_for_agent_failed", interaction=record.interaction_id, error=str(exc)
+            )
+            record.caller_in_wait_bridge = False
+
+    def _back_in_fastagi(self, record: CallRecord) -> None:
+        """The caller is in a FastAGI session again: if an agent's phone
+        rings for them, to the holding bridge before the agent answers."""
+        record.caller_in_wait_bridge = False
+        if record.kind == "call" and record.phase is Phase.RINGING:
+            record.caller_in_wait_bridge = True
+            self._spawn_action(self._hold_for_agent(record))
+
+    def _back_to_queue_if_idle(self, record: CallRecord) -> None:
+        """An offer ended unanswered: a caller waiting in the holding bridge
+        whom no other agent rings for goes back to FastAGI (position,
+        expected wait, callback), keeping their place."""
+        if not record.caller_in_wait_bridge or record.phase is not Phase.WAITING:
+            return
+        record.caller_in_wait_bridge = False
+        self._spawn_action(self._back_to_queue(record.caller_uniqueid))
+
+    async def _back_to_queue(self, caller: str) -> None:
+        try:
+            await self.telephony.back_to_queue(caller)
+        except AsteriskError as exc:
+            # The holding bridge lets them go by itself (callcenter-wait, S()),
+            # and the next offer finds them there.
+            log.warning("call.back_to_queue_failed", caller=caller, error=str(exc))
 
     async def _after_agent(self, caller: str) -> None:
         try:

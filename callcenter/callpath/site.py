@@ -10,17 +10,19 @@ from __future__ import annotations
 
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, StringConstraints, ValidationError, model_validator
 
 from callcenter.acd import AgentProfile, Policy, QueueRules, Relaxation
 from callcenter.errors import ConfigError
 
 DEFAULT_SITE = Path(__file__).with_name("default_site.yaml")
 
-Name = str
+# Queue, agent and supervisor names travel in dialplan extensions (q<queue>,
+# a<agent>), FastAGI URLs and channel variables: plain tokens only.
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
 class RelaxationSetup(BaseModel, extra="forbid"):

@@ -6,9 +6,12 @@ and expected wait (Asterisk core sounds and SAY NUMBER). Pressing 1 offers a
 callback when the queue allows it.
 
 The session never connects the call itself: the call path rings an agent
-(agent first) and Asterisk pulls the caller out of AGI into the bridge. The
-session then sees a HANGUP although the caller is alive; whether the caller
-was connected or abandoned is decided by the call path from AMI, not here.
+(agent first) and, at the same moment, moves the caller out of FastAGI into a
+holding bridge (dialplans/callpath.conf, callcenter-wait), where the agent's
+Bridge() takes them. The session then sees a HANGUP although the caller is
+alive; whether the caller was connected or abandoned is decided by the call
+path from AMI, not here. A caller no agent took comes back in a new session
+(callcenter-requeue), keeping their place.
 """
 
 from __future__ import annotations
@@ -28,12 +31,19 @@ log = structlog.get_logger("callcenter.flows.inbound")
 CALLBACK_DIGIT = "1"
 # Confirm the number with 1 or #; 2 to enter another one.
 CONFIRM_KEYS = "12#"
+# Longest WAIT FOR DIGIT while the caller hears music: nothing needs a
+# quicker look, since a key ends it at once and an agent's ring takes the
+# caller out of FastAGI (the session then ends). Every waiting caller costs
+# Asterisk and us one AGI round trip per wait: at 300 waiting callers, 1 s
+# waits were 300 round trips a second.
+LONGEST_QUIET_WAIT = 5.0
 
 
 class Ticket(Protocol):
     """A caller's place in the ACD, as the waiting caller sees it."""
 
     interaction_id: str
+    queue: str
 
     @property
     def enqueued_wall(self) -> float: ...
@@ -121,16 +131,24 @@ async def _wait(
     """Hold the caller for ``ticket``; False if its interaction ended while
     the caller is still in this session (never taken), True otherwise."""
     # The caller's place, on the channel itself, first: if we go away, the
-    # dialplan brings them back with it (dialplans/inbound.conf).
-    await session.set_variable("CC_INTERACTION", ticket.interaction_id)
-    await session.set_variable("CC_ENQUEUED", f"{ticket.enqueued_wall:.3f}")
+    # dialplan brings them back with it (dialplans/inbound.conf, and
+    # callcenter-requeue with the queue and the music of the holding bridge).
+    await session.set_variables(
+        {
+            "CC_INTERACTION": ticket.interaction_id,
+            "CC_ENQUEUED": f"{ticket.enqueued_wall:.3f}",
+            "CC_QUEUE": ticket.queue,
+            "CC_MOH": settings.music_class,
+        }
+    )
     await session.answer()
     await session.set_variable("CHANNEL(language)", settings.language)
     await session.set_music(True, settings.music_class)
     next_announce = clock.now() + settings.first_announce_after
     while ticket.waiting:
-        # MOH keeps playing while we wait for a key; one AGI round trip a second.
-        digit = await session.wait_for_digit(1000)
+        # MOH keeps playing while we wait for a key, until the next announcement.
+        quiet = min(max(next_announce - clock.now(), 0.2), LONGEST_QUIET_WAIT)
+        digit = await session.wait_for_digit(round(quiet * 1000))
         if not ticket.waiting:
             break
         if digit == CALLBACK_DIGIT and settings.callback:

@@ -95,10 +95,19 @@ async def test_caller_is_connected_agent_first_recorded_and_agent_wraps_up(
         assert status == 200, view
         assert isinstance(view, dict)
         assert view["state"] == "ready"
+        log_from = asterisk.sandbox.log_file.stat().st_size
         async with sipp_caller(asterisk.ports.sip, "3901") as caller:
             await until(lambda: d.callpath.history, what="call finished")
             result = await caller.wait(timeout=40)
         assert result.ok, result.errors or result.stderr
+        # The caller waited for the agent in a holding bridge and was moved
+        # from it: never pulled out of AGI by a masquerade, whose Surrogate/
+        # channel Asterisk 22 may keep for good (docs/asterisk-notes.md).
+        with asterisk.sandbox.log_file.open(errors="replace") as log_file:
+            log_file.seek(log_from)
+            log_text = log_file.read()
+        assert "joined 'holding_bridge'" in log_text
+        assert "Surrogate/" not in log_text
         [record] = finished(d)
         assert record.phase is Phase.COMPLETED
         assert record.agent_id == "a01"
@@ -134,6 +143,10 @@ async def test_ring_no_answer_pauses_agent_and_caller_keeps_waiting_then_abandon
             [record] = list(d.callpath.calls.values())
             assert record.phase is Phase.WAITING  # still in queue, same place
             assert record.offers == 1
+            # Out of the holding bridge where they waited for a02, back in
+            # FastAGI (callcenter-requeue): the same interaction, a new session.
+            await until(lambda: d.agi.stats.sessions == 2, what="back in the queue's FastAGI")
+            assert list(d.callpath.calls.values()) == [record]
             await caller.wait(timeout=30)
         await until(lambda: d.callpath.history, what="abandon recorded")
         [record] = finished(d)

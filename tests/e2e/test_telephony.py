@@ -90,6 +90,9 @@ async def test_agent_first_connect_records_and_sends_caller_to_after_agent(
         leg = await r.telephony.ring_agent(
             "agent3", uniqueid, channel_id=r.telephony.new_channel_id(), ring_timeout=10
         )
+        # As the call path does: the caller waits for the agent in its
+        # holding bridge (the agent's leg waits for it there before Bridge()).
+        await r.telephony.hold_for_agent(uniqueid)
         answered = await r.wait_event(
             lambda e: isinstance(e, OriginateResponse) and e.uniqueid == leg
         )

@@ -73,6 +73,7 @@ class FakeTelephony:
         self.hangups: list[str] = []
         self.unanswered: set[str] = set()  # legs whose Originate answer is lost
         self.alive: set[str] = set()  # what Asterisk's channel list shows
+        self.moves: list[tuple[str, str]] = []  # ("wait" | "queue", caller)
 
     def new_channel_id(self) -> str:
         return self._ids.pop(0)
@@ -93,6 +94,12 @@ class FakeTelephony:
 
     async def channel_exists(self, uniqueid: str) -> bool:
         return uniqueid in self.alive
+
+    async def hold_for_agent(self, caller: str) -> None:
+        self.moves.append(("wait", caller))
+
+    async def back_to_queue(self, caller: str) -> None:
+        self.moves.append(("queue", caller))
 
     async def hangup(self, channel: str, cause: int = 16) -> None:
         self.hangups.append(channel)
@@ -130,6 +137,10 @@ class Session:
 
     async def set_variable(self, name: str, value: str) -> None:
         self.commands.append(("SET VARIABLE", name, value))
+
+    async def set_variables(self, values: dict[str, str]) -> None:
+        for name, value in values.items():
+            await self.set_variable(name, value)
 
     async def answer(self) -> None:
         self.commands.append(("ANSWER",))
@@ -328,6 +339,7 @@ class Lobby:
 class Ticket:
     def __init__(self, interaction_id: str) -> None:
         self.interaction_id = interaction_id
+        self.queue = "support"
         self.waiting = True
         self.finished = False
         self.enqueued_wall = 1_700_000_000.0
@@ -488,4 +500,72 @@ async def test_an_unconfirmed_leg_no_resync_settles_is_looked_up_once_it_would_h
         assert (record.phase, record.agent_id) == (Phase.RINGING, "a02")
         assert rings == [LEG, "cc-node1-2"]
         assert path.acd.agent_state("a01") == "ready"
+    await path.stop()
+
+
+# ------------------------------- the caller waits for the agent in a holding bridge
+# Bridge() pulling a caller straight out of FastAGI is a masquerade, which in
+# Asterisk 22 now and then leaves a Surrogate/ channel behind for good
+# (docs/asterisk-notes.md): the caller goes to a holding bridge as the agent's
+# phone rings, and back to FastAGI when no agent rings for them any more.
+async def test_the_caller_waits_for_a_ringing_agent_in_a_holding_bridge() -> None:
+    path, telephony, _clock = make_path(LEG, "cc-node1-2", "cc-node1-3")
+    record = enqueue_and_ring(path, telephony)
+    await asyncio.sleep(0)
+    assert telephony.moves == [("wait", CALLER)]
+    # a01 does not answer; a02 is free and rung at once: the caller stays there.
+    path.agent_login("a02", "agent2")
+    path.on_change(OriginateResult("node1", "r1", LEG, False, 3))
+    assert (record.phase, record.agent_id) == (Phase.RINGING, "a02")
+    await asyncio.sleep(0)
+    assert telephony.moves == [("wait", CALLER)]
+    # a02 does not answer either and nobody else is free: back to FastAGI.
+    path.on_change(OriginateResult("node1", "r2", "cc-node1-2", False, 3))
+    assert record.phase is Phase.WAITING
+    await asyncio.sleep(0)
+    assert telephony.moves == [("wait", CALLER), ("queue", CALLER)]
+    # In FastAGI again (the same interaction), then an agent is free: held again.
+    again, _settings = path.arrive(as_session(Session(request())), "3901")
+    assert again is record
+    path.agent_ready("a01")
+    assert record.phase is Phase.RINGING
+    await asyncio.sleep(0)
+    assert telephony.moves == [("wait", CALLER), ("queue", CALLER), ("wait", CALLER)]
+    await path.stop()
+
+
+async def test_a_caller_back_in_fastagi_while_an_agent_rings_goes_to_the_holding_bridge() -> None:
+    path, telephony, _clock = make_path(LEG)
+    record = enqueue_and_ring(path, telephony)
+    await asyncio.sleep(0)
+    # The holding bridge let them go (its time limit) while the phone rings.
+    again, _settings = path.arrive(as_session(Session(request())), "3901")
+    assert again is record
+    assert record.phase is Phase.RINGING
+    await asyncio.sleep(0)
+    assert telephony.moves == [("wait", CALLER), ("wait", CALLER)]
+    assert len(telephony.rings) == 1  # the same offer goes on
+    await path.stop()
+
+
+async def test_a_restarted_daemon_sends_callers_left_in_the_holding_bridge_back_to_queue() -> None:
+    path, telephony, _clock = make_path()
+    path.agent_login("a01", "agent1")
+    tracker = ChannelTracker("node1")
+    other, other_name = "node1-1795504424.7", "PJSIP/trunk-00000007"
+    channels = [
+        # Alone in its holding bridge; its agent's phone was ringing.
+        core_show(CALLER, CALLER_NAME, "hold-1", "callcenter-wait"),
+        core_show(LEG, "PJSIP/agent1-00000001", "", "callcenter-connect", ("5", "Ringing")),
+        # Moved into the agent's bridge just before: theirs now, left alone.
+        core_show(other, other_name, "b2", "callcenter-wait"),
+        core_show("cc-node1-9", "PJSIP/agent2-00000002", "b2", "callcenter-connect"),
+    ]
+    items = [bridge_item("hold-1"), bridge_item("b2")]
+    for change in tracker.resync(channels, items):
+        path.on_change(change)
+    await path.adopt_calls(tracker)
+    await asyncio.sleep(0)
+    assert telephony.moves == [("queue", CALLER)]
+    assert LEG in telephony.hangups  # its ring is over: no agent takes them
     await path.stop()
