@@ -7,6 +7,7 @@ Adapters take a :class:`Clock` so that tests and simulations can drive time.
 from __future__ import annotations
 
 import time
+from datetime import datetime, tzinfo
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -71,3 +72,12 @@ def time_zone(name: str, what: str = "time zone") -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ConfigError(f"{what}: unknown time zone {name[:60]!r}") from None
+
+
+def month_bounds(wall: float, tz: tzinfo) -> tuple[datetime, datetime]:
+    """The calendar month holding the epoch ``wall`` in ``tz``: its first
+    instant and the next month's (aware datetimes; the end is excluded)."""
+    local = datetime.fromtimestamp(wall, tz)
+    start = datetime(local.year, local.month, 1, tzinfo=tz)
+    year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
+    return start, datetime(year, month, 1, tzinfo=tz)

@@ -34,6 +34,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
 from typing import Any
 
 import structlog
@@ -49,7 +50,7 @@ from callcenter.adapters.telephony import (
 from callcenter.callpath.phases import FINISHED, Phase, PhaseEvent, next_phase
 from callcenter.callpath.ports import AcdPort, AgentProfile, InteractionRequest, OfferDecision
 from callcenter.callpath.site import RouteSetup, Site
-from callcenter.clock import Clock
+from callcenter.clock import Clock, month_bounds
 from callcenter.errors import AsteriskError, IllegalTransition, OriginateUnconfirmed, RoutingError
 from callcenter.flows.inbound import Qualification, Resume, WaitSettings
 from callcenter.protocol.ami_events import ChannelState
@@ -205,6 +206,10 @@ class CallPath:
         # (set by the daemon from PostgreSQL): seeds the ACD's count at each
         # agent's first login, see agent_login.
         self.month_handled: dict[str, int] = {}
+        # The zone of the calendar those counts follow (set by the daemon):
+        # at each month's start there, the ACD's counts start again.
+        self.month_zone: tzinfo | None = None
+        self._month: datetime | None = None
         # Real-time statistics (callcenter/stats): fed, never consulted here.
         self.on_stats: Callable[[StatsEvent], object] | None = None
         self.on_disposition: Callable[[CallRecord], None] | None = None
@@ -1549,13 +1554,33 @@ class CallPath:
 
     async def _timer_loop(self) -> None:
         while True:
-            deadline = self.acd.next_deadline()
-            timeout = None if deadline is None else max(0.0, deadline - self.clock.now())
+            deadlines = [d for d in (self.acd.next_deadline(), self._next_month()) if d is not None]
+            timeout = max(0.0, min(deadlines) - self.clock.now()) if deadlines else None
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             except TimeoutError:
-                self._schedule(self.acd.tick(self.clock.now()))
+                self.timers_due()
+
+    def timers_due(self) -> None:
+        """The ACD's timers due now, and the month's start if it came."""
+        now = self.clock.now()
+        if self.month_zone is not None:
+            start, _end = month_bounds(self.clock.wall(), self.month_zone)
+            if self._month is not None and start != self._month:
+                log.info("acd.new_month", month=start.strftime("%Y-%m"))
+                self._schedule(self.acd.new_month(now))
+            self._month = start
+        self._schedule(self.acd.tick(now))
+
+    def _next_month(self) -> float | None:
+        """When (monotonic) the next month starts in ``month_zone``."""
+        if self.month_zone is None:
+            return None
+        start, end = month_bounds(self.clock.wall(), self.month_zone)
+        if self._month is None:
+            self._month = start
+        return self.clock.now() + (end.timestamp() - self.clock.wall())
 
 
 def row_of(record: CallRecord) -> InteractionRow:

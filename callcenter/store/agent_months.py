@@ -19,20 +19,19 @@ count: the cap is the agent's, not one node's.
 The month: the calendar month of the agent's answer (``answered_at``), from
 the 1st at 00:00 to the next 1st at 00:00, in the zone the daemon's local
 days are in (setting ``interval_refresh.tz``, UTC by default: nothing else
-in the daemon defines a local calendar). Nothing resets the count live
-(``Engine.new_month`` has no caller in the daemon), so a daemon running
-across the 1st keeps last month's count until its next start; see
-docs/acd.md.
+in the daemon defines a local calendar); the call path resets the counts
+live at each month's start in the same zone (``CallPath.month_zone``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 
 import asyncpg
 import structlog
 
+from callcenter.clock import month_bounds
 from callcenter.errors import StoreError
 from callcenter.store.db import bounded
 
@@ -43,15 +42,6 @@ SELECT agent_id, count(*) AS handled FROM interactions
 WHERE agent_id = ANY($1::text[]) AND answered_at >= $2 AND answered_at < $3
 GROUP BY agent_id
 """
-
-
-def month_bounds(wall: float, tz: tzinfo) -> tuple[datetime, datetime]:
-    """The calendar month holding the epoch ``wall`` in ``tz``: its first
-    instant and the next month's (aware datetimes; the end is excluded)."""
-    local = datetime.fromtimestamp(wall, tz)
-    start = datetime(local.year, local.month, 1, tzinfo=tz)
-    year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
-    return start, datetime(year, month, 1, tzinfo=tz)
 
 
 async def month_handled(

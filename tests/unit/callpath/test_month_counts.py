@@ -16,8 +16,7 @@ from callcenter.acd import Engine, InteractionRequest
 from callcenter.adapters.telephony import Telephony
 from callcenter.callpath.service import CallPath
 from callcenter.callpath.site import load_site
-from callcenter.clock import ManualClock
-from callcenter.store.agent_months import month_bounds
+from callcenter.clock import ManualClock, month_bounds
 from callcenter.store.rows import AgentStateRow
 
 SITE = """
@@ -78,3 +77,29 @@ def test_month_bounds_follow_the_local_calendar() -> None:
     # Across a DST change (March in Paris): offsets of each bound's own date.
     start, end = month_bounds(datetime(2026, 3, 15, tzinfo=UTC).timestamp(), paris)
     assert end.timestamp() - start.timestamp() == 31 * 86400 - 3600
+
+
+def test_the_counts_start_again_when_the_month_turns_in_the_local_zone(tmp_path: Path) -> None:
+    site_file = tmp_path / "site.yaml"
+    site_file.write_text(SITE)
+    site = load_site(site_file)
+    acd = Engine(site.queue_rules())
+    paris = ZoneInfo("Europe/Paris")
+    # 31 January, 23:59 in Paris (22:59 UTC): a minute before the month turns there.
+    before = datetime(2026, 1, 31, 23, 59, tzinfo=paris).timestamp()
+    clock = ManualClock(start=0.0, wall_offset=before)
+    path = CallPath(acd, cast(Telephony, None), site, clock, node="n1")
+    path.month_zone = paris
+    path.month_handled = {"x01": 3}
+    path.agent_login("x01")
+    assert path._next_month() == 60.0  # due at 00:00 on 1 February, Paris time
+    clock.advance(30.0)
+    path.timers_due()
+    assert acd.agents["x01"].month_count == 3  # still January
+    clock.advance(31.0)
+    path.timers_due()
+    assert acd.agents["x01"].month_count == 0
+    [offer] = acd.interaction_arrived(
+        clock.now(), InteractionRequest("c1", "experts", {"expert": 1})
+    )
+    assert offer.agent_id == "x01"
