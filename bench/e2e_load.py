@@ -16,6 +16,13 @@ plus calls lost (entered, never rang an agent), channels left over (listed
 when there are any), and this process's CPU (it runs the daemon in "ours"
 mode).
 
+agent-free->ring is also given on Asterisk's own clock (``*_asterisk``: the
+``Timestamp`` header Asterisk puts on each event, manager.conf
+``timestampevents``): from Asterisk seeing the agent's call end to Asterisk
+creating the agent's new leg. That leaves out how late this process reads
+the new leg's event, which rings no phone any later, and keeps how late the
+daemon read the call's end, which delays its Originate.
+
     .venv/bin/python bench/e2e_load.py [--cps 4] [--seconds 30] [--agents 16] [--talk 3.5]
     .venv/bin/python bench/e2e_load.py --cps 30 --seconds 60 --agents 320 --talk 9.5 --no-audio
 """
@@ -158,32 +165,43 @@ def site_file(agents: int) -> Path:
 async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
     async with sandbox(args.agents) as (box, ports, phones, secret):
         timeline = Timeline()
+        stamped = Timeline()  # the same, on Asterisk's event timestamps
         clock = time.monotonic
+        wall_ahead = time.time() - time.monotonic()
+
+        def asterisk_time(item: StreamItem, fallback: float) -> float:
+            stamp = item.frame.get("Timestamp") if hasattr(item, "frame") else None
+            return float(stamp) - wall_ahead if stamp else fallback
+
         daemon: Daemon | None = None
         # ours: the daemon's own AMI stream (a second connection would double
         # the parsing in this process); app_queue: a connection of our own.
         client: AmiClient | None = None
 
         def listen(item: StreamItem) -> None:
-            now = clock()
+            received = clock()
+            for line, now in ((timeline, received), (stamped, asterisk_time(item, received))):
+                note(line, item, now)
+
+        def note(line: Timeline, item: StreamItem, now: float) -> None:
             if isinstance(item, Newchannel):
                 name = item.snapshot.channel
                 if name.startswith("PJSIP/load"):
-                    timeline.agent_rings[endpoint_of(name)].append(now)
-                    timeline.leg_seen[item.uniqueid] = now
+                    line.agent_rings[endpoint_of(name)].append(now)
+                    line.leg_seen[item.uniqueid] = now
             elif isinstance(item, QueueCallerJoin):
-                timeline.entered[item.uniqueid] = now
+                line.entered[item.uniqueid] = now
             elif isinstance(item, DialBegin) and item.caller is not None and mode == "appqueue":
                 caller = item.caller.uniqueid
-                if caller not in timeline.rang:
-                    timeline.rang[caller] = now
-                    timeline.rang_agent[caller] = endpoint_of(item.dest.channel)
+                if caller not in line.rang:
+                    line.rang[caller] = now
+                    line.rang_agent[caller] = endpoint_of(item.dest.channel)
             elif (
                 isinstance(item, Hangup)
                 and item.snapshot.channel.startswith("PJSIP/load")
                 and item.snapshot.state_desc == "Up"
             ):
-                timeline.agent_ends[endpoint_of(item.snapshot.channel)].append(now)
+                line.agent_ends[endpoint_of(item.snapshot.channel)].append(now)
 
         exten = "5999"
         if mode == "ours":
@@ -303,12 +321,14 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
             # Ours: entry and first ring of every caller, from the call path's
             # own records (the same monotonic clock as this listener).
             for record in [*daemon.callpath.history, *daemon.callpath.calls.values()]:
-                timeline.entered[record.caller_uniqueid] = record.arrived_at
+                for view in (timeline, stamped):
+                    view.entered[record.caller_uniqueid] = record.arrived_at
                 if record.legs and record.legs[0][1] in timeline.leg_seen:
-                    timeline.rang[record.caller_uniqueid] = timeline.leg_seen[record.legs[0][1]]
-                    first_agent = record.legs[0][0]
+                    first_agent, first_leg = record.legs[0]
                     endpoint = daemon.site.agents[first_agent].endpoint
-                    timeline.rang_agent[record.caller_uniqueid] = endpoint
+                    for view in (timeline, stamped):
+                        view.rang[record.caller_uniqueid] = view.leg_seen[first_leg]
+                        view.rang_agent[record.caller_uniqueid] = endpoint
                 else:
                     # Lost: how the interaction ended says why.
                     where = record.abandoned_where or ""
@@ -320,6 +340,7 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
             await client.stop()
     enqueue = [timeline.rang[c] - t for c, t in timeline.entered.items() if c in timeline.rang]
     freed = free_to_ring(timeline)
+    freed_stamped = free_to_ring(stamped)
     lost = sum(1 for c in timeline.entered if c not in timeline.rang)
     figures = {
         "enqueue_to_ring_p50_ms": percentile(enqueue, 0.5) * 1000,
@@ -327,6 +348,8 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
         "free_to_ring_p50_ms": percentile(freed, 0.5) * 1000,
         "free_to_ring_p99_ms": percentile(freed, 0.99) * 1000,
         "free_to_ring_samples": float(len(freed)),
+        "free_to_ring_asterisk_p50_ms": percentile(freed_stamped, 0.5) * 1000,
+        "free_to_ring_asterisk_p99_ms": percentile(freed_stamped, 0.99) * 1000,
         "calls": float(len(timeline.entered)),
         "lost": float(lost),
         "stuck": float(stuck),
@@ -357,12 +380,14 @@ async def main(args: argparse.Namespace) -> None:
     if theirs is not None:
         extra = (
             f" appqueue_free_to_ring_p99_ms={theirs['free_to_ring_p99_ms']:.1f}"
+            f" appqueue_free_to_ring_asterisk_p99_ms={theirs['free_to_ring_asterisk_p99_ms']:.1f}"
             f" appqueue_enqueue_to_ring_p50_ms={theirs['enqueue_to_ring_p50_ms']:.1f}"
         )
     print(
         f"RESULT e2e_free_to_ring_p99_ms={ours['free_to_ring_p99_ms']:.1f}"
         f" enqueue_to_ring_p50_ms={ours['enqueue_to_ring_p50_ms']:.1f}"
-        f" lost={ours['lost']:.0f} stuck={ours['stuck']:.0f} cps={ours['cps']:.1f}" + extra
+        f" lost={ours['lost']:.0f} stuck={ours['stuck']:.0f} cps={ours['cps']:.1f}"
+        f" e2e_free_to_ring_asterisk_p99_ms={ours['free_to_ring_asterisk_p99_ms']:.1f}" + extra
     )
 
 
