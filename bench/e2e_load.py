@@ -42,6 +42,7 @@ from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import structlog
 from pydantic import SecretStr
@@ -66,6 +67,7 @@ class Timeline:
     agent_rings: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     agent_ends: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     leg_seen: dict[str, float] = field(default_factory=dict)  # agent leg -> t
+    first_leg: dict[str, str] = field(default_factory=dict)  # ours: caller -> first agent leg
     lost_as: Counter[str] = field(default_factory=Counter)  # never rung, by outcome
 
 
@@ -99,6 +101,12 @@ def free_to_ring(timeline: Timeline) -> list[float]:
     caller waited with that agent's own next ring, even when the caller went
     to another agent who was free: with spare agents it measured how long the
     freed agent stayed idle, not how fast a waiting caller was served.)"""
+    return [rang - end for _caller, end, rang in freed_then_rung(timeline)]
+
+
+def freed_then_rung(timeline: Timeline) -> list[tuple[str, float, float]]:
+    """(caller, agent's call end, ring) of each caller who waited for the
+    agent that took them (see :func:`free_to_ring`)."""
     out = []
     for caller, rang in timeline.rang.items():
         agent, entered = timeline.rang_agent.get(caller), timeline.entered.get(caller)
@@ -106,8 +114,28 @@ def free_to_ring(timeline: Timeline) -> list[float]:
             continue
         ends = [end for end in timeline.agent_ends.get(agent, ()) if entered < end <= rang]
         if ends:
-            out.append(rang - max(ends))
+            out.append((caller, max(ends), rang))
     return out
+
+
+def where_free_to_ring_goes(
+    timeline: Timeline, stamped: Timeline, written: dict[str, float]
+) -> dict[str, list[float]]:
+    """Ours: agent-free -> ring in three parts. ``read``: Asterisk made the
+    call-end event -> the daemon's AMI link read it; ``daemon``: read -> our
+    Originate written to the socket; ``asterisk``: written -> Asterisk made
+    the new leg's event (its clock)."""
+    parts: dict[str, list[float]] = {"read": [], "daemon": [], "asterisk": []}
+    stamped_ends = {caller: end for caller, end, _rang in freed_then_rung(stamped)}
+    for caller, end, _rang in freed_then_rung(timeline):
+        leg = timeline.first_leg.get(caller)
+        if leg is None or leg not in written or leg not in stamped.leg_seen:
+            continue
+        if caller in stamped_ends:
+            parts["read"].append(end - stamped_ends[caller])
+        parts["daemon"].append(written[leg] - end)
+        parts["asterisk"].append(stamped.leg_seen[leg] - written[leg])
+    return parts
 
 
 async def loop_lag(out: list[float], period: float = 0.005) -> None:
@@ -166,6 +194,7 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
     async with sandbox(args.agents) as (box, ports, phones, secret):
         timeline = Timeline()
         stamped = Timeline()  # the same, on Asterisk's event timestamps
+        written: dict[str, float] = {}  # ours: agent leg -> Originate written
         clock = time.monotonic
         wall_ahead = time.time() - time.monotonic()
 
@@ -215,6 +244,16 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
             )
             daemon = Daemon(settings)
             daemon.ami.subscribe(listen, first=True)
+            # When each Originate is written (AmiClient.originate writes
+            # before it returns its awaitable).
+            originate = daemon.ami.originate
+
+            def originate_noted(*args: Any, **kwargs: Any) -> Any:
+                placing = originate(*args, **kwargs)
+                written[kwargs["channel_id"]] = clock()
+                return placing
+
+            daemon.ami.originate = originate_noted  # type: ignore[method-assign]
             await daemon.start()
             await daemon.ami.wait_connected(10)
             for i in range(1, args.agents + 1):
@@ -326,6 +365,7 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
                 if record.legs and record.legs[0][1] in timeline.leg_seen:
                     first_agent, first_leg = record.legs[0]
                     endpoint = daemon.site.agents[first_agent].endpoint
+                    timeline.first_leg[record.caller_uniqueid] = first_leg
                     for view in (timeline, stamped):
                         view.rang[record.caller_uniqueid] = view.leg_seen[first_leg]
                         view.rang_agent[record.caller_uniqueid] = endpoint
@@ -341,6 +381,7 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
     enqueue = [timeline.rang[c] - t for c, t in timeline.entered.items() if c in timeline.rang]
     freed = free_to_ring(timeline)
     freed_stamped = free_to_ring(stamped)
+    parts = where_free_to_ring_goes(timeline, stamped, written)
     lost = sum(1 for c in timeline.entered if c not in timeline.rang)
     figures = {
         "enqueue_to_ring_p50_ms": percentile(enqueue, 0.5) * 1000,
@@ -350,6 +391,13 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
         "free_to_ring_samples": float(len(freed)),
         "free_to_ring_asterisk_p50_ms": percentile(freed_stamped, 0.5) * 1000,
         "free_to_ring_asterisk_p99_ms": percentile(freed_stamped, 0.99) * 1000,
+        # Ours only: where agent-free -> ring goes (where_free_to_ring_goes).
+        **{
+            f"free_to_ring_part_{part}_{name}_ms": percentile(values, q) * 1000
+            for part, values in parts.items()
+            for name, q in (("p50", 0.5), ("p99", 0.99))
+            if values
+        },
         "calls": float(len(timeline.entered)),
         "lost": float(lost),
         "stuck": float(stuck),
@@ -368,7 +416,7 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
     }
     print(f"== {mode}")
     for key, value in figures.items():
-        print(f"  {key:24} {value:10.1f}")
+        print(f"  {key:34} {value:10.1f}")
     return figures
 
 
