@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 
 import asyncpg
+
+from callcenter.store.db import create_pool, migrate
+from callcenter.store.interactions import InteractionWriter
+from callcenter.store.rows import Row
 
 
 async def fresh_database(database_url: str) -> str:
@@ -16,3 +21,22 @@ async def fresh_database(database_url: str) -> str:
     finally:
         await admin.close()
     return database_url.rsplit("/", 1)[0] + "/" + name
+
+
+async def written_database(database_url: str, rows: Iterable[Row]) -> tuple[str, asyncpg.Pool]:
+    """A fresh, migrated database holding ``rows``, written as the daemon
+    writes them (:class:`InteractionWriter`); its URL and an open pool,
+    which the caller closes."""
+    url = await fresh_database(database_url)
+    await migrate(url)
+    pool = await create_pool(url)
+    writer = InteractionWriter(pool)
+    await writer.start()
+    try:
+        for row in rows:
+            writer.submit(row)
+        await writer.flush()
+        assert writer.backlog == 0
+    finally:
+        await writer.stop()
+    return url, pool

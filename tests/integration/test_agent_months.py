@@ -19,9 +19,8 @@ from structlog.testing import capture_logs
 from callcenter.errors import StoreError
 from callcenter.store.agent_months import month_handled, month_handled_at_start
 from callcenter.store.db import create_pool, migrate
-from callcenter.store.interactions import InteractionWriter
 from callcenter.store.rows import InteractionRow
-from callcenter.testing.databases import fresh_database
+from callcenter.testing.databases import fresh_database, written_database
 from callcenter.testing.tcp_proxy import proxy_in_front_of
 
 pytestmark = pytest.mark.postgres
@@ -56,25 +55,17 @@ def interaction(agent: str | None, answered: float | None, node: str = "node1") 
 async def test_this_months_answered_interactions_of_each_agent_are_counted(
     database_url: str,
 ) -> None:
-    url = await fresh_database(database_url)
-    await migrate(url)
-    pool = await create_pool(url)
-    writer = InteractionWriter(pool)
-    await writer.start()
+    rows = [
+        interaction("x01", at(2026, 2, 28, 23, 30)),  # 1 Mar 00:30 in Paris: counted
+        interaction("x01", at(2026, 3, 10, 9)),  # counted
+        interaction("x01", at(2026, 2, 20, 9)),  # last month
+        interaction("x01", at(2026, 3, 31, 22, 30)),  # 1 Apr 00:30 in Paris: next month
+        interaction("x01", None),  # rang, caller left: never an interaction of theirs
+        interaction("x02", at(2026, 3, 12, 9), node="node2"),  # another node: still theirs
+        interaction("a01", at(2026, 3, 12, 9)),  # not asked for (not extended)
+    ]
+    _url, pool = await written_database(database_url, rows)
     try:
-        for row in (
-            interaction("x01", at(2026, 2, 28, 23, 30)),  # 1 Mar 00:30 in Paris: counted
-            interaction("x01", at(2026, 3, 10, 9)),  # counted
-            interaction("x01", at(2026, 2, 20, 9)),  # last month
-            interaction("x01", at(2026, 3, 31, 22, 30)),  # 1 Apr 00:30 in Paris: next month
-            interaction("x01", None),  # rang, caller left: never an interaction of theirs
-            interaction("x02", at(2026, 3, 12, 9), node="node2"),  # another node: still theirs
-            interaction("a01", at(2026, 3, 12, 9)),  # not asked for (not extended)
-        ):
-            writer.submit(row)
-        await writer.flush()
-        assert writer.backlog == 0
-
         counts = await month_handled(pool, ["x01", "x02", "x03"], NOW, PARIS)
         assert counts == {"x01": 2, "x02": 1}
         # In UTC the month's edges move: 28 Feb 23:30 is February, 31 Mar 22:30 March.
@@ -82,7 +73,6 @@ async def test_this_months_answered_interactions_of_each_agent_are_counted(
         assert await month_handled(pool, ["x01"], at(2026, 2, 15), PARIS) == {"x01": 1}
         assert await month_handled(pool, [], NOW, PARIS) == {}
     finally:
-        await writer.stop()
         await pool.close()
 
 

@@ -24,12 +24,11 @@ from callcenter.cli import main
 from callcenter.stats import StatsConfig
 from callcenter.stats.model import DAY
 from callcenter.stats.reports import ALL
-from callcenter.store.db import create_pool, migrate
-from callcenter.store.interactions import InteractionWriter
+from callcenter.store.db import create_pool
 from callcenter.store.reports import daily_report, fetch_contacts, fetch_queue_calls
 from callcenter.store.rows import AgentStateRow, DecisionRow, InteractionRow, Leg
 from callcenter.store.stats import AgentInfo, recompute_intervals
-from callcenter.testing.databases import fresh_database
+from callcenter.testing.databases import written_database
 
 pytestmark = pytest.mark.postgres
 
@@ -130,20 +129,11 @@ ROWS: list[Any] = [
 
 
 async def populate(database_url: str, *, recompute: bool) -> str:
-    url = await fresh_database(database_url)
-    await migrate(url)
-    pool = await create_pool(url)
-    writer = InteractionWriter(pool)
-    await writer.start()
+    url, pool = await written_database(database_url, ROWS)
     try:
-        for row in ROWS:
-            writer.submit(row)
-        await writer.flush()
-        assert writer.backlog == 0
         if recompute:
             await recompute_intervals(pool, B, B + 2 * DAY, CONFIG, agents=AGENTS)
     finally:
-        await writer.stop()
         await pool.close()
     return url
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import asyncpg
 import pytest
 
 from callcenter.errors import ConfigError, StoreError
@@ -15,7 +14,7 @@ from callcenter.store.db import create_pool, migrate
 from callcenter.store.interactions import InteractionWriter
 from callcenter.store.rows import AgentStateRow, InteractionRow
 from callcenter.store.stats import AgentInfo, fetch_intervals, recompute_intervals
-from callcenter.testing.databases import fresh_database
+from callcenter.testing.databases import fresh_database, written_database
 
 pytestmark = pytest.mark.postgres
 
@@ -111,22 +110,6 @@ ROWS = [
 ]
 
 
-async def written(database_url: str, rows: list[Any]) -> tuple[str, asyncpg.Pool]:
-    url = await fresh_database(database_url)
-    await migrate(url)
-    pool = await create_pool(url)
-    writer = InteractionWriter(pool)
-    await writer.start()
-    try:
-        for row in rows:
-            writer.submit(row)
-        await writer.flush()
-        assert writer.backlog == 0
-    finally:
-        await writer.stop()
-    return url, pool
-
-
 def by_key(rows: list[IntervalRow]) -> dict[tuple[float, Dimension, str], IntervalRow]:
     return {(r.interval_start, r.dimension, r.key): r for r in rows}
 
@@ -134,7 +117,7 @@ def by_key(rows: list[IntervalRow]) -> dict[tuple[float, Dimension, str], Interv
 async def test_recompute_from_written_rows_gives_the_hand_computed_intervals(
     database_url: str,
 ) -> None:
-    _url, pool = await written(database_url, ROWS)
+    _url, pool = await written_database(database_url, ROWS)
     try:
         count = await recompute_intervals(pool, B, B + 1800, CONFIG, agents=AGENTS)
         stored = await fetch_intervals(pool, B, B + 1800)
@@ -171,7 +154,7 @@ async def test_recompute_from_written_rows_gives_the_hand_computed_intervals(
 async def test_recompute_is_idempotent_and_rerunnable_after_late_writes(
     database_url: str,
 ) -> None:
-    url, pool = await written(database_url, ROWS)
+    url, pool = await written_database(database_url, ROWS)
     try:
         await recompute_intervals(pool, B, B + 1800, CONFIG, agents=AGENTS)
         first = await fetch_intervals(pool, B, B + 1800)
