@@ -30,6 +30,12 @@ async def written_database(database_url: str, rows: Iterable[Row]) -> tuple[str,
     url = await fresh_database(database_url)
     await migrate(url)
     pool = await create_pool(url)
+    await write_rows(pool, rows)
+    return url, pool
+
+
+async def write_rows(pool: asyncpg.Pool, rows: Iterable[Row]) -> None:
+    """Write ``rows`` as the daemon does (:class:`InteractionWriter`), all of them."""
     writer = InteractionWriter(pool)
     await writer.start()
     try:
@@ -39,4 +45,3 @@ async def written_database(database_url: str, rows: Iterable[Row]) -> tuple[str,
         assert writer.backlog == 0
     finally:
         await writer.stop()
-    return url, pool

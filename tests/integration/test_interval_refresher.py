@@ -18,11 +18,10 @@ from structlog.testing import capture_logs
 from callcenter.clock import ManualClock
 from callcenter.stats import Dimension, StatsConfig
 from callcenter.store.db import create_pool, migrate
-from callcenter.store.interactions import InteractionWriter
 from callcenter.store.interval_refresher import IntervalRefresher
 from callcenter.store.rows import AgentStateRow, InteractionRow
 from callcenter.store.stats import AgentInfo, fetch_intervals
-from callcenter.testing.databases import fresh_database
+from callcenter.testing.databases import fresh_database, write_rows
 
 pytestmark = pytest.mark.postgres
 
@@ -61,18 +60,6 @@ def interaction(
     )
 
 
-async def write(pool: asyncpg.Pool, rows: list[InteractionRow | AgentStateRow]) -> None:
-    writer = InteractionWriter(pool)
-    await writer.start()
-    try:
-        for row in rows:
-            writer.submit(row)
-        await writer.flush()
-        assert writer.backlog == 0
-    finally:
-        await writer.stop()
-
-
 async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
     for _ in range(int(timeout / 0.02)):
         if condition():
@@ -100,7 +87,7 @@ async def test_the_refresher_keeps_the_current_and_previous_days_fresh(
         clock=ManualClock(wall_offset=NOW),
     )
     try:
-        await write(
+        await write_rows(
             pool,
             [
                 AgentStateRow("a1", "ready", None, D + 9 * 3600),
@@ -134,7 +121,9 @@ async def test_the_refresher_keeps_the_current_and_previous_days_fresh(
 
         # A late write (the daemon's writer lagging behind) is counted by the next run.
         runs = refresher.runs
-        await write(pool, [interaction("late", D + 9 * 3600 + 60, "abandoned", ended=D + 32_460)])
+        await write_rows(
+            pool, [interaction("late", D + 9 * 3600 + 60, "abandoned", ended=D + 32_460)]
+        )
         await until(lambda: refresher.runs >= runs + 2)
         assert await offered(pool, D + 9 * 3600, D + 9 * 3600 + 900) == 2
 
