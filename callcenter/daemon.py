@@ -288,7 +288,7 @@ class Daemon:
         self.callpath.on_finished = self._finished
         # Extended agents' monthly counts start again on the 1st, in the zone
         # of the daemon's local days (the one the counts were read back in).
-        self.callpath.month_zone = self.settings.interval_refresh.zone()
+        self.callpath.follow_months(self.settings.interval_refresh.zone())
         await self.callpath.start()
         self._started.append("callpath")
         if self.speech is not None:

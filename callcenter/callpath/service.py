@@ -34,7 +34,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from typing import Any
 
 import structlog
@@ -206,10 +206,10 @@ class CallPath:
         # (set by the daemon from PostgreSQL): seeds the ACD's count at each
         # agent's first login, see agent_login.
         self.month_handled: dict[str, int] = {}
-        # The zone of the calendar those counts follow (set by the daemon):
-        # at each month's start there, the ACD's counts start again.
-        self.month_zone: tzinfo | None = None
-        self._month: datetime | None = None
+        # The calendar those counts follow (follow_months): at each month's
+        # start in that zone, the ACD's counts start again.
+        self._month_zone: tzinfo | None = None
+        self._month_ends: float | None = None  # wall clock
         # Real-time statistics (callcenter/stats): fed, never consulted here.
         self.on_stats: Callable[[StatsEvent], object] | None = None
         self.on_disposition: Callable[[CallRecord], None] | None = None
@@ -1333,9 +1333,7 @@ class CallPath:
             task = self._spawn_action(self._ring(record, leg, placing))
             # A task cancelled before it ran (daemon stopping) never awaited it.
             task.add_done_callback(functools.partial(_close, placing))
-            if record.kind == "call" and not record.caller_in_wait_bridge:
-                record.caller_in_wait_bridge = True
-                self._spawn_action(self._hold_for_agent(record))
+            self._hold_if_ringing(record)
 
     def _place(self, record: CallRecord, endpoint: str, leg: str) -> Coroutine[Any, Any, str]:
         """Write the Originate of ``leg``; the awaitable gives the outcome."""
@@ -1501,10 +1499,16 @@ class CallPath:
             record.caller_in_wait_bridge = False
 
     def _back_in_fastagi(self, record: CallRecord) -> None:
-        """The caller is in a FastAGI session again: if an agent's phone
-        rings for them, to the holding bridge before the agent answers."""
+        """The caller is in a FastAGI session again."""
         record.caller_in_wait_bridge = False
-        if record.kind == "call" and record.phase is Phase.RINGING:
+        self._hold_if_ringing(record)
+
+    def _hold_if_ringing(self, record: CallRecord) -> None:
+        """An agent's phone rings for this caller: to the holding bridge
+        before the agent answers, unless already there."""
+        if record.kind != "call" or record.phase is not Phase.RINGING:
+            return
+        if not record.caller_in_wait_bridge:
             record.caller_in_wait_bridge = True
             self._spawn_action(self._hold_for_agent(record))
 
@@ -1562,25 +1566,28 @@ class CallPath:
             except TimeoutError:
                 self.timers_due()
 
+    def follow_months(self, zone: tzinfo) -> None:
+        """Start the extended agents' monthly counts again at 00:00 on the
+        1st in ``zone``."""
+        self._month_zone = zone
+        self._month_ends = month_bounds(self.clock.wall(), zone)[1].timestamp()
+
     def timers_due(self) -> None:
         """The ACD's timers due now, and the month's start if it came."""
-        now = self.clock.now()
-        if self.month_zone is not None:
-            start, _end = month_bounds(self.clock.wall(), self.month_zone)
-            if self._month is not None and start != self._month:
-                log.info("acd.new_month", month=start.strftime("%Y-%m"))
-                self._schedule(self.acd.new_month(now))
-            self._month = start
+        now, wall = self.clock.now(), self.clock.wall()
+        zone, ends = self._month_zone, self._month_ends
+        if zone is not None and ends is not None and wall >= ends:
+            start, end = month_bounds(wall, zone)
+            log.info("acd.new_month", month=start.strftime("%Y-%m"))
+            self._schedule(self.acd.new_month(now))
+            self._month_ends = end.timestamp()
         self._schedule(self.acd.tick(now))
 
     def _next_month(self) -> float | None:
-        """When (monotonic) the next month starts in ``month_zone``."""
-        if self.month_zone is None:
+        """When (monotonic) the next month starts, if months are followed."""
+        if self._month_ends is None:
             return None
-        start, end = month_bounds(self.clock.wall(), self.month_zone)
-        if self._month is None:
-            self._month = start
-        return self.clock.now() + (end.timestamp() - self.clock.wall())
+        return self.clock.now() + (self._month_ends - self.clock.wall())
 
 
 def row_of(record: CallRecord) -> InteractionRow:

@@ -20,7 +20,7 @@ The month: the calendar month of the agent's answer (``answered_at``), from
 the 1st at 00:00 to the next 1st at 00:00, in the zone the daemon's local
 days are in (setting ``interval_refresh.tz``, UTC by default: nothing else
 in the daemon defines a local calendar); the call path resets the counts
-live at each month's start in the same zone (``CallPath.month_zone``).
+live at each month's start in the same zone (``CallPath.follow_months``).
 """
 
 from __future__ import annotations

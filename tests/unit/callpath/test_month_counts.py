@@ -89,7 +89,7 @@ def test_the_counts_start_again_when_the_month_turns_in_the_local_zone(tmp_path:
     before = datetime(2026, 1, 31, 23, 59, tzinfo=paris).timestamp()
     clock = ManualClock(start=0.0, wall_offset=before)
     path = CallPath(acd, cast(Telephony, None), site, clock, node="n1")
-    path.month_zone = paris
+    path.follow_months(paris)
     path.month_handled = {"x01": 3}
     path.agent_login("x01")
     assert path._next_month() == 60.0  # due at 00:00 on 1 February, Paris time
