@@ -23,6 +23,9 @@ DEFAULT_SITE = Path(__file__).with_name("default_site.yaml")
 # Queue, agent and supervisor names travel in dialplan extensions (q<queue>,
 # a<agent>), FastAGI URLs and channel variables: plain tokens only.
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$")]
+# A language is the channel's language and its music-on-hold class, set with
+# the queue in one MSet (no commas): a plain token too.
+Language = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+$")]
 
 
 class RelaxationSetup(BaseModel, extra="forbid"):
@@ -62,7 +65,7 @@ class QueueSetup(BaseModel, extra="forbid"):
     """Calls needing any of these skills may go to extended agents at once."""
     default_handle_time: float = Field(default=180.0, gt=0)
     """Seconds: the expected wait's handle time until the queue has its own."""
-    language: str = "fr"
+    language: Language = "fr"
     priority: int = 0
     ring_timeout: float = Field(default=15.0, gt=0)
     wrapup: float = Field(default=10.0, ge=0)
@@ -147,7 +150,7 @@ class SupervisorSetup(BaseModel, extra="forbid"):
 class RouteSetup(BaseModel, extra="forbid"):
     queue: Name
     priority: int | None = None
-    language: str | None = None
+    language: Language | None = None
     ivr: str | None = None
     """IVR script (ivr_scripts/<name>.yaml) the caller meets first; its
     outcome may choose another queue, skills, priority and language."""

@@ -139,6 +139,7 @@ def test_the_sandbox_site_builds_an_engine() -> None:
             "agents.x: monthly_cap applies to extended agents only (set extended: true)",
         ),
         ("skills: {q: 1}", "extended: true, monthly_cap: -1", "agents.x.monthly_cap"),
+        ("language: 'fr,en'", "", "queues.q.language"),
     ],
 )
 def test_mistakes_are_refused_naming_the_key(
