@@ -119,13 +119,15 @@ def freed_then_rung(timeline: Timeline) -> list[tuple[str, float, float]]:
 
 
 def where_free_to_ring_goes(
-    timeline: Timeline, stamped: Timeline, written: dict[str, float]
+    timeline: Timeline, stamped: Timeline, written: dict[str, float], accepted: dict[str, float]
 ) -> dict[str, list[float]]:
-    """Ours: agent-free -> ring in three parts. ``read``: Asterisk made the
+    """Ours: agent-free -> ring in parts. ``read``: Asterisk made the
     call-end event -> the daemon's AMI link read it; ``daemon``: read -> our
     Originate written to the socket; ``asterisk``: written -> Asterisk made
-    the new leg's event (its clock)."""
-    parts: dict[str, list[float]] = {"read": [], "daemon": [], "asterisk": []}
+    the new leg's event (its clock); ``accept``, within ``asterisk``: written
+    -> Asterisk's "queued" answer to the Originate read here (how long the
+    action waited for Asterisk's AMI session to take it)."""
+    parts: dict[str, list[float]] = {"read": [], "daemon": [], "asterisk": [], "accept": []}
     stamped_ends = {caller: end for caller, end, _rang in freed_then_rung(stamped)}
     for caller, end, _rang in freed_then_rung(timeline):
         leg = timeline.first_leg.get(caller)
@@ -135,7 +137,36 @@ def where_free_to_ring_goes(
             parts["read"].append(end - stamped_ends[caller])
         parts["daemon"].append(written[leg] - end)
         parts["asterisk"].append(stamped.leg_seen[leg] - written[leg])
+        if leg in accepted:
+            parts["accept"].append(accepted[leg] - written[leg])
     return parts
+
+
+def plot_free_to_ring(path: Path, mode: str, timeline: Timeline, started: float) -> None:
+    """Each agent-free -> ring as a dot at the time the agent became free:
+    whether the slow ones come in bursts (a stall) or are spread out."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    samples = sorted(
+        (end - started, (rang - end) * 1000) for _c, end, rang in freed_then_rung(timeline)
+    )
+    if not samples:
+        return
+    fig = Figure(figsize=(11, 4.5))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots()
+    axes.scatter([t for t, _ in samples], [ms for _, ms in samples], s=3, alpha=0.5)
+    axes.axhline(10, color="tab:red", linewidth=1, label="goal: 10 ms")
+    axes.set_yscale("log")
+    axes.set_xlabel("seconds since the first call")
+    axes.set_ylabel("agent-free -> ring (ms)")
+    axes.set_title(f"{mode}: {len(samples)} callers who waited for an agent")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    print(f"  {mode}: plot written to {path}")
 
 
 async def loop_lag(out: list[float], period: float = 0.005) -> None:
@@ -195,6 +226,7 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
         timeline = Timeline()
         stamped = Timeline()  # the same, on Asterisk's event timestamps
         written: dict[str, float] = {}  # ours: agent leg -> Originate written
+        accepted: dict[str, float] = {}  # ours: agent leg -> Originate's answer read
         clock = time.monotonic
         wall_ahead = time.time() - time.monotonic()
 
@@ -249,9 +281,16 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
             originate = daemon.ami.originate
 
             def originate_noted(*args: Any, **kwargs: Any) -> Any:
+                leg = kwargs["channel_id"]
                 placing = originate(*args, **kwargs)
-                written[kwargs["channel_id"]] = clock()
-                return placing
+                written[leg] = clock()
+
+                async def answered() -> Any:
+                    outcome = await placing
+                    accepted[leg] = clock()
+                    return outcome
+
+                return answered()
 
             daemon.ami.originate = originate_noted  # type: ignore[method-assign]
             await daemon.start()
@@ -380,8 +419,12 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
             await client.stop()
     enqueue = [timeline.rang[c] - t for c, t in timeline.entered.items() if c in timeline.rang]
     freed = free_to_ring(timeline)
+    if args.plot is not None:
+        plot_free_to_ring(
+            args.plot.with_name(f"{args.plot.stem}-{mode}.png"), mode, timeline, started
+        )
     freed_stamped = free_to_ring(stamped)
-    parts = where_free_to_ring_goes(timeline, stamped, written)
+    parts = where_free_to_ring_goes(timeline, stamped, written, accepted)
     lost = sum(1 for c in timeline.entered if c not in timeline.rang)
     figures = {
         "enqueue_to_ring_p50_ms": percentile(enqueue, 0.5) * 1000,
@@ -454,6 +497,12 @@ if __name__ == "__main__":
     )
     cli.add_argument(
         "--census", action="store_true", help="print the objects the GC walks at the end"
+    )
+    cli.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        help="write agent-free -> ring over time as PNG (PATH-<mode>.png)",
     )
     cli.add_argument(
         "--no-audio", dest="audio", action="store_false", help="agents send no RTP (big runs)"
