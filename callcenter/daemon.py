@@ -394,6 +394,11 @@ class Daemon:
                 if self.writer
                 else None
             ),
+            "users": (
+                {"backlog": self.users.backlog, "spool_failures": self.users.spool_failures}
+                if self.users
+                else None
+            ),
             "recordings_backlog": self.recordings.backlog if self.recordings else None,
         }
 
@@ -412,6 +417,8 @@ class Daemon:
             db_writer_failures=self.writer.failures if self.writer else 0,
             db_writer_spool_failures=self.writer.spool_failures if self.writer else 0,
             db_writer_rejected_rows=self.writer.rejected if self.writer else 0,
+            users_backlog=self.users.backlog if self.users else 0,
+            users_spool_failures=self.users.spool_failures if self.users else 0,
         )
 
     def _ivr_exits(self, outcome: Outcome) -> None:

@@ -58,6 +58,9 @@ class DaemonHealth:
     db_writer_failures: int = 0
     db_writer_spool_failures: int = 0
     db_writer_rejected_rows: int = 0
+    users_backlog: int = 0
+    """Logins, logouts and audit rows not written to PostgreSQL yet."""
+    users_spool_failures: int = 0
 
 
 HealthProbe = Callable[[], DaemonHealth]
@@ -298,6 +301,17 @@ class StatsCollector(Collector):
             "Records PostgreSQL refused (data or integrity error), set aside in the"
             " rejected file and not retried.",
             value=health.db_writer_rejected_rows,
+        )
+        yield GaugeMetricFamily(
+            f"{NAMESPACE}_users_backlog",
+            "Logins, logouts and audit rows waiting for PostgreSQL (in memory and spooled).",
+            value=health.users_backlog,
+        )
+        yield CounterMetricFamily(
+            f"{NAMESPACE}_users_spool_failures",
+            "User store spool file operations that failed (kept in memory meanwhile:"
+            " a restart would lose them).",
+            value=health.users_spool_failures,
         )
 
 
