@@ -333,6 +333,32 @@ class Engine:
             return self._end_wrapup(at, agent)
         return []
 
+    def interaction_set_aside(self, at: float, interaction_id: str) -> list[OfferDecision]:
+        """The customer is busy with something else for a while (a caller
+        choosing a callback): it keeps its place and its enqueue time, but
+        is offered to nobody until :meth:`interaction_back`. Raises
+        RoutingError, changing nothing, unless it is waiting."""
+        call = self._interaction(interaction_id)
+        if not call.waiting or call.aside:
+            raise RoutingError(
+                f"interaction {interaction_id!r} is not waiting: cannot set it aside"
+            )
+        call.aside = True
+        self._waiting.remove(interaction_id)
+        self._log(at, "set_aside", interaction_id, None, "offered to nobody meanwhile")
+        return []
+
+    def interaction_back(self, at: float, interaction_id: str) -> list[OfferDecision]:
+        """Back from :meth:`interaction_set_aside`, in its old place: served now
+        if an agent is free (its timers that fell meanwhile took effect)."""
+        call = self._interaction(interaction_id)
+        if not call.aside:
+            raise RoutingError(f"interaction {interaction_id!r} was not set aside")
+        call.aside = False
+        self._waiting.add(call)
+        self._log(at, "back", interaction_id, None, f"waited {at - call.enqueued_at:.0f} s")
+        return self._serve_call(at, call)
+
     # ----------------------------------------------------------- callbacks
     def callback_requested(
         self,
@@ -348,6 +374,9 @@ class Engine:
             raise RoutingError(f"interaction {interaction_id!r} is not waiting")
         if not_before is not None and not_after is not None and not_after <= not_before:
             raise RoutingError(f"callback window of {interaction_id!r} is empty")
+        if call.aside:
+            call.aside = False
+            self._waiting.add(call)
         call.kind = "callback"
         call.not_before = not_before
         call.not_after = not_after
@@ -477,7 +506,7 @@ class Engine:
         return call.requirement(self.queues[call.request.queue], self.queues[call.queue], at)
 
     def _serve_call(self, at: float, call: LiveInteraction) -> list[OfferDecision]:
-        if not call.waiting:
+        if not call.waiting or call.aside:
             return []
         if self._expire_if_past(at, call):  # back from RONA after its window closed
             return []

@@ -93,6 +93,9 @@ class LiveInteraction:
     declined_by: set[str] = field(default_factory=set)
     """Agents who did not answer it (audit; they are paused, not excluded)."""
     kind: str = "call"
+    aside: bool = False
+    """Set aside (the caller is busy choosing a callback): keeps its place,
+    offered to nobody until it is back."""
     not_before: float | None = None
     not_after: float | None = None
     attempt: int = 0

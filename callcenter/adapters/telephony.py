@@ -35,6 +35,10 @@ AFTER_AGENT_CONTEXT = "callcenter-after-agent"
 WAIT_CONTEXT = "callcenter-wait"
 # Back to FastAGI in queue (position, expected wait, callback) from there.
 REQUEUE_CONTEXT = "callcenter-requeue"
+# On hold (and during a consultation): the caller hears music in a holding
+# bridge; on hold, the agent's leg waits alone in HELD_CONTEXT.
+HOLD_CONTEXT = "callcenter-hold"
+HELD_CONTEXT = "callcenter-held"
 
 
 class SpyMode(StrEnum):
@@ -269,7 +273,7 @@ class Telephony:
                 "Exten": number,
                 "Priority": "1",
                 "ExtraChannel": caller,
-                "ExtraContext": "callcenter-hold",
+                "ExtraContext": HOLD_CONTEXT,
                 "ExtraExten": "s",
                 "ExtraPriority": "1",
             },
@@ -282,11 +286,11 @@ class Telephony:
             "Redirect",
             {
                 "Channel": agent_leg,
-                "Context": "callcenter-held",
+                "Context": HELD_CONTEXT,
                 "Exten": "s",
                 "Priority": "1",
                 "ExtraChannel": caller,
-                "ExtraContext": "callcenter-hold",
+                "ExtraContext": HOLD_CONTEXT,
                 "ExtraExten": "s",
                 "ExtraPriority": "1",
             },

@@ -42,6 +42,8 @@ import structlog
 from callcenter.adapters.fastagi import AgiSession
 from callcenter.adapters.telephony import (
     AFTER_AGENT_CONTEXT,
+    HELD_CONTEXT,
+    HOLD_CONTEXT,
     WAIT_CONTEXT,
     SpyMode,
     Telephony,
@@ -144,6 +146,9 @@ class CallRecord:
     """We moved the caller out of FastAGI into its holding bridge
     (callcenter-wait) for an agent's ring, and not back yet."""
     hold_seconds: float = 0.0
+    choosing_callback: bool = False
+    """The caller is in the "call me back" dialogue: set aside in the ACD,
+    so that no agent's ring takes them out of it halfway."""
     _path: CallPath | None = field(default=None, repr=False)
 
     def advance(self, event: PhaseEvent) -> Phase:
@@ -372,6 +377,27 @@ class CallPath:
             callback=queue.callback,
         )
 
+    def callback_dialogue_started(self, ticket: object) -> bool:
+        """The caller pressed the callback key: set aside in the ACD (keeping
+        their place) while they confirm their number. False, with nothing
+        changed, when an agent already rings for them."""
+        assert isinstance(ticket, CallRecord)
+        if ticket.phase is not Phase.WAITING or ticket.choosing_callback:
+            return False
+        self._apply(self.acd.interaction_set_aside(self.clock.now(), ticket.interaction_id))
+        ticket.choosing_callback = True
+        return True
+
+    def callback_dialogue_ended(self, ticket: object) -> None:
+        """The dialogue is over: a caller who did not leave for a callback
+        (nor hung up) is offered again, in their old place."""
+        assert isinstance(ticket, CallRecord)
+        if not ticket.choosing_callback:
+            return
+        ticket.choosing_callback = False
+        if ticket.phase is Phase.WAITING:
+            self._apply(self.acd.interaction_back(self.clock.now(), ticket.interaction_id))
+
     async def callback_requested(self, ticket: object, number: str) -> None:
         """The caller leaves the queue and keeps their place: a callback
         interaction takes it, with the caller's original enqueue time."""
@@ -476,6 +502,12 @@ class CallPath:
             peer = tracker.peer_of(channel.uniqueid)
             if found is None:
                 continue
+            on_hold = channel.context == HELD_CONTEXT and channel.state is ChannelState.UP
+            if on_hold:
+                # On hold: the agent's leg waits alone, its caller hears music
+                # in their holding bridge. Resume (or a hang-up) joins them.
+                caller = await self.telephony.variable(channel.uniqueid, "CC_CALLER")
+                peer = tracker.channel(caller) if caller else None
             if peer is None or channel.state is not ChannelState.UP:
                 log.warning("call.stale_leg_hung_up", leg=channel.uniqueid)
                 self._spawn_action(self._hangup_quietly(channel.uniqueid))
@@ -505,6 +537,7 @@ class CallPath:
                 agent_id=agent_id,
                 agent_leg=channel.uniqueid,
                 answered_at=now,
+                held_since=now if on_hold else None,
                 _path=self,
             )
             self.calls[interaction] = record
@@ -516,7 +549,7 @@ class CallPath:
             )
             request = InteractionRequest(interaction, queue, dict(self.site.queues[queue].skills))
             self._apply(self.acd.adopt(now, request, profile))
-            log.info("call.adopted", interaction=interaction, agent=agent_id)
+            log.info("call.adopted", interaction=interaction, agent=agent_id, on_hold=on_hold)
             adopted += 1
         for channel in tracker.channels():
             if (
@@ -529,6 +562,16 @@ class CallPath:
                 # the bridge lets them go by itself (2 minutes).
                 log.info("call.back_from_wait_bridge", caller=channel.uniqueid)
                 self._spawn_action(self._back_to_queue(channel.uniqueid))
+            elif (
+                channel.context == HOLD_CONTEXT
+                and channel.uniqueid not in self._by_caller
+                and tracker.peer_of(channel.uniqueid) is None
+            ):
+                # On hold, their agent gone while no daemon ran: as when an
+                # agent hangs up during hold (survey, goodbye), never left
+                # with music for ever.
+                log.info("call.held_caller_without_agent", caller=channel.uniqueid)
+                self._spawn_action(self._after_agent(channel.uniqueid))
         held, self._held_for_restart = self._held_for_restart, set()
         for agent_id in sorted(held):
             if self.acd.agent_state(agent_id) == "paused":

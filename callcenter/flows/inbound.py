@@ -74,6 +74,13 @@ class Lobby(Protocol):
         qualification: Qualification | None = None,
     ) -> tuple[Ticket, WaitSettings]: ...
 
+    def callback_dialogue_started(self, ticket: Ticket) -> bool:
+        """Offer the caller to nobody while they choose; False: an agent
+        already rings for them (no dialogue)."""
+        ...
+
+    def callback_dialogue_ended(self, ticket: Ticket) -> None: ...
+
     async def callback_requested(self, ticket: Ticket, number: str) -> None: ...
 
 
@@ -228,10 +235,15 @@ async def _announce(session: AgiSession, ticket: Ticket, settings: WaitSettings)
 async def _offer_callback(
     session: AgiSession, lobby: Lobby, ticket: Ticket, settings: WaitSettings
 ) -> bool:
-    """Confirm the number (1) or enter another; register; say goodbye."""
+    """Confirm the number (1) or enter another; register; say goodbye.
+
+    No agent's ring interrupts the dialogue (the caller is set aside, in
+    their place); a caller who changes their mind is offered again at once."""
+    if not lobby.callback_dialogue_started(ticket):
+        return False
     number = session.request.callerid
-    await session.set_music(False)
     try:
+        await session.set_music(False)
         if number.isdigit():
             # "I have <number>; press 1 (to confirm)": the key is taken at
             # any moment of the prompt, not only after it; # confirms too.
@@ -253,5 +265,9 @@ async def _offer_callback(
         await session.hangup()
         return True
     finally:
-        if not session.hung_up and ticket.waiting:
-            await session.set_music(True, settings.music_class)
+        try:
+            if not session.hung_up and ticket.waiting:
+                await session.set_music(True, settings.music_class)
+        finally:
+            # After the music: an agent free now takes the caller at once.
+            lobby.callback_dialogue_ended(ticket)

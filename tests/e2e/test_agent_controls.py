@@ -111,6 +111,40 @@ async def test_caller_hanging_up_during_hold_frees_the_agent(
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
 
 
+async def test_a_call_on_hold_survives_a_daemon_restart(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    async with (
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=200, talk_ms=9000),
+        sipp_caller(asterisk.ports.sip, "3901") as caller,
+    ):
+        async with running_daemon(asterisk, tmp_path, SITE) as first:
+            first.callpath.agent_login("a01")
+            await until(
+                lambda: any(r.phase is Phase.CONNECTED for r in first.callpath.calls.values()),
+                what="connected",
+            )
+            [before] = list(first.callpath.calls.values())
+            await until(lambda: channel_apps(asterisk).count("Bridge") == 1, what="bridged")
+            await first.callpath.hold("a01")
+            await until(lambda: on_hold(asterisk), what="caller hears MOH")
+        # A new daemon while the caller is on hold. Before, it hung up the
+        # agent's leg (alone, so "stale") and the caller heard music for ever.
+        async with running_daemon(asterisk, tmp_path, SITE) as second:
+            await until(lambda: second.callpath.calls, what="call adopted")
+            [adopted] = list(second.callpath.calls.values())
+            assert adopted.interaction_id == before.interaction_id
+            assert adopted.caller_uniqueid == before.caller_uniqueid
+            assert adopted.held_since is not None
+            assert "Wait" in channel_apps(asterisk)  # the agent's leg, still waiting
+            await second.callpath.resume("a01")
+            await until(lambda: not on_hold(asterisk), what="off hold")
+            await until(lambda: channel_apps(asterisk).count("Bridge") == 1, what="bridged again")
+            await until(lambda: adopted.phase is Phase.COMPLETED, timeout=20, what="completed")
+            assert (await caller.wait(timeout=30)).ok
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")
+
+
 async def test_agent_schedules_a_callback_for_the_customer(
     asterisk: AsteriskInstance, tmp_path: Path
 ) -> None:

@@ -315,6 +315,43 @@ async def test_callback_keeps_place_rings_agent_first_then_dials_the_customer(
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
 
 
+async def test_an_agent_free_during_the_callback_dialogue_does_not_interrupt_it(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    async with (
+        daemon(asterisk, tmp_path) as d,
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=300),
+        sipp_agents(asterisk.ports.sip, port=asterisk.ports.trunk, answer_ms=300, talk_ms=2000),
+    ):
+        async with sipp_caller(
+            asterisk.ports.sip, "3903", digits="1,#", first_delay_ms=2000, gap_ms=1500
+        ) as caller:
+            await until(
+                lambda: any(r.choosing_callback for r in d.callpath.calls.values()),
+                poll=0.01,
+                what="the caller in the callback dialogue",
+            )
+            # An agent is free while "I have 0612345678, press 1" plays:
+            # before, they were rung for the caller, who was taken out of
+            # the dialogue halfway (their # then fell into the music).
+            d.callpath.agent_login("a01")
+            result = await caller.wait(timeout=40)
+        assert result.ok, result.errors or result.stderr
+        [left] = finished(d)
+        assert left.phase is Phase.CALLBACK
+        assert left.legs == []  # nobody was rung for the caller meanwhile
+        await until(
+            lambda: any(
+                r.kind == "callback" and r.phase is Phase.COMPLETED for r in d.callpath.history
+            ),
+            timeout=30,
+            what="callback completed",
+        )
+        done = next(r for r in d.callpath.history if r.kind == "callback")
+        assert done.agent_id == "a01"
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")
+
+
 async def test_pending_callback_survives_a_daemon_restart(
     asterisk: AsteriskInstance, tmp_path: Path, database_url: str
 ) -> None:

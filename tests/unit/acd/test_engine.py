@@ -197,14 +197,21 @@ def test_unknown_ids_are_routing_errors() -> None:
 
 
 # -------------------------------------------------------------- properties
+KINDS = [
+    "arrive",
+    "answer",
+    "fail",
+    "abandon",
+    "end",
+    "ready",
+    "pause",
+    "tick",
+    "login",
+    "aside",
+    "back",
+]
 ACTIONS = st.lists(
-    st.tuples(
-        st.sampled_from(
-            ["arrive", "answer", "fail", "abandon", "end", "ready", "pause", "tick", "login"]
-        ),
-        st.integers(0, 5),
-        st.integers(0, 2),
-    ),
+    st.tuples(st.sampled_from(KINDS), st.integers(0, 5), st.integers(0, 2)),
     max_size=80,
 )
 
@@ -244,6 +251,10 @@ def test_invariants_hold_under_any_sequence(actions: list[tuple[str, int, int]])
                 acd.agent_ready(now, a)
             elif kind == "pause":
                 acd.agent_pause(now, a, "break")
+            elif kind == "aside":
+                acd.interaction_set_aside(now, cid)
+            elif kind == "back":
+                acd.interaction_back(now, cid)
             else:
                 acd.tick(now + n)
                 now += n
@@ -272,7 +283,70 @@ def _check(acd: Engine, now: float) -> None:
                 fits = call_.request.language in agent_.profile.languages and all(
                     agent_.level(s) >= lvl for s, lvl in required.items()
                 )
-                assert not (call_.waiting and fits), "a call waits while a fit agent is ready"
+                assert not (call_.waiting and not call_.aside and fits), (
+                    "a call waits while a fit agent is ready"
+                )
+    in_line = [c for c in acd.interactions.values() if c.waiting and not c.aside]
+    assert acd.waiting_count() == len(in_line), "a call set aside is in line, or lost its place"
+
+
+def test_a_call_set_aside_is_offered_to_nobody_and_comes_back_in_its_place() -> None:
+    acd = engine()
+    acd.agent_login(0, agent("a1", support=5))
+    acd.agent_pause(0, "a1", "break")
+    acd.interaction_arrived(1, call("c1"))
+    acd.interaction_arrived(3, call("c2"))
+    assert acd.interaction_set_aside(4, "c1") == []
+    assert acd.position("c2") == 1
+    [offer] = acd.agent_ready(5, "a1")
+    assert offer.interaction_id == "c2"  # not c1: it is aside
+    acd.agent_login(6, agent("a2", support=5))
+    acd.interaction_arrived(7, call("c3"))  # a2 takes c3 at once: c1 is aside
+    acd.agent_login(8, agent("a3", support=5))
+    acd.agent_pause(8, "a3", "break")
+    acd.interaction_arrived(9, call("c4"))
+    assert acd.interaction_back(10, "c1") == []  # nobody free
+    assert acd.position("c1") == 1
+    assert acd.interactions["c1"].enqueued_at == 1
+    [first] = acd.agent_ready(11, "a3")
+    assert first.interaction_id == "c1"  # ahead of c4, which came later
+
+
+def test_set_aside_and_back_refuse_a_call_in_the_wrong_state_and_change_nothing() -> None:
+    acd = engine()
+    acd.agent_login(0, agent("a1", support=5))
+    acd.interaction_arrived(1, call("c1"))  # offered to a1 at once
+    with pytest.raises(RoutingError, match="not waiting"):
+        acd.interaction_set_aside(2, "c1")
+    assert acd.interactions["c1"].offered_to == "a1"
+    with pytest.raises(RoutingError, match="not set aside"):
+        acd.interaction_back(2, "c1")
+    acd.interaction_arrived(3, call("c2"))
+    acd.interaction_set_aside(4, "c2")
+    with pytest.raises(RoutingError, match="not waiting"):
+        acd.interaction_set_aside(5, "c2")
+    assert acd.interactions["c2"].aside
+    assert acd.waiting_count() == 0
+
+
+def test_relaxation_due_while_aside_is_applied_when_the_call_is_back() -> None:
+    acd = engine(relaxations=(Relaxation(after=30, min_level=1),))
+    acd.agent_login(0, agent("a1", support=2))
+    assert acd.interaction_arrived(0, call("c1", support=6)) == []
+    acd.interaction_set_aside(10, "c1")
+    assert acd.tick(30) == []  # relaxed, but aside: offered to nobody
+    [offer] = acd.interaction_back(40, "c1")
+    assert (offer.interaction_id, offer.agent_id) == ("c1", "a1")
+
+
+def test_a_callback_asked_while_aside_keeps_the_call_s_place() -> None:
+    acd = engine()
+    acd.interaction_arrived(1, call("c1"))
+    acd.interaction_set_aside(2, "c1")
+    acd.callback_requested(3, "c1")
+    assert not acd.interactions["c1"].aside
+    [offer] = acd.agent_login(4, agent("a1", support=5))
+    assert offer.interaction_id == "c1"
 
 
 def test_offer_not_placed_keeps_agent_ready_and_redispatch_offers_again() -> None:

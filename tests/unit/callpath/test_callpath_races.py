@@ -73,7 +73,8 @@ class FakeTelephony:
         self.hangups: list[str] = []
         self.unanswered: set[str] = set()  # legs whose Originate answer is lost
         self.alive: set[str] = set()  # what Asterisk's channel list shows
-        self.moves: list[tuple[str, str]] = []  # ("wait" | "queue", caller)
+        self.moves: list[tuple[str, str]] = []  # ("wait" | "queue" | context, caller)
+        self.variables: dict[tuple[str, str], str] = {}  # (channel, name) -> value
 
     def new_channel_id(self) -> str:
         return self._ids.pop(0)
@@ -108,7 +109,13 @@ class FakeTelephony:
         return f"/recordings/{name}.wav", "b"
 
     async def variable(self, channel: str, name: str) -> str:
-        return ""
+        return self.variables.get((channel, name), "")
+
+    async def redirect(self, channel: str, context: str, exten: str) -> None:
+        self.moves.append((context, channel))
+
+    async def resume(self, agent_leg: str) -> None:
+        self.moves.append(("resume", agent_leg))
 
 
 def make_path(*channel_ids: str, site: Site = SITE) -> tuple[CallPath, FakeTelephony, ManualClock]:
@@ -331,6 +338,12 @@ class Lobby:
         ticket = Ticket(f"i{len(self.tickets) + 1}")
         self.tickets.append(ticket)
         return ticket, WaitSettings("fr", "fr", 30.0, 60.0, callback=False)
+
+    def callback_dialogue_started(self, ticket: object) -> bool:
+        raise AssertionError("no callback here")
+
+    def callback_dialogue_ended(self, ticket: object) -> None:
+        raise AssertionError("no callback here")
 
     async def callback_requested(self, ticket: object, number: str) -> None:
         raise AssertionError("no callback here")
@@ -568,4 +581,86 @@ async def test_a_restarted_daemon_sends_callers_left_in_the_holding_bridge_back_
     await asyncio.sleep(0)
     assert telephony.moves == [("queue", CALLER)]
     assert LEG in telephony.hangups  # its ring is over: no agent takes them
+    await path.stop()
+
+
+async def test_no_ring_takes_a_caller_out_of_the_callback_dialogue() -> None:
+    path, telephony, _clock = make_path(LEG, "cc-node1-2")
+    record, _settings = path.arrive(as_session(Session(request())), "3901")
+    assert path.callback_dialogue_started(record)
+    assert not path.callback_dialogue_started(record)  # once
+    path.agent_login("a01", "agent1")  # free now, but the caller is choosing
+    await asyncio.sleep(0)
+    assert (record.phase, telephony.rings, telephony.moves) == (Phase.WAITING, [], [])
+    # They change their mind: offered at once, in their place.
+    path.callback_dialogue_ended(record)
+    assert record.phase is Phase.RINGING
+    await asyncio.sleep(0)
+    assert telephony.rings == [("agent1", CALLER, LEG)]
+    # An agent already rings for them: no dialogue (nothing changes).
+    assert not path.callback_dialogue_started(record)
+    assert record.phase is Phase.RINGING
+    await path.stop()
+
+
+async def test_a_caller_who_leaves_for_a_callback_mid_dialogue_keeps_their_place() -> None:
+    path, telephony, clock = make_path("cc-node1-2")
+    record, _settings = path.arrive(as_session(Session(request())), "3901")
+    assert path.callback_dialogue_started(record)
+    clock.advance(20.0)
+    await path.callback_requested(record, "0612345678")
+    path.callback_dialogue_ended(record)  # the flow always ends the dialogue
+    assert record.phase is Phase.CALLBACK
+    [callback] = [r for r in path.calls.values() if r.kind == "callback"]
+    assert callback.arrived_at == record.arrived_at
+    path.agent_login("a01", "agent1")  # the callback rings the agent first
+    assert callback.phase is Phase.RINGING
+    await asyncio.sleep(0)
+    assert [ring[0] for ring in telephony.rings] == ["agent1"]
+    await path.stop()
+
+
+async def test_a_restarted_daemon_takes_over_a_call_on_hold() -> None:
+    path, telephony, _clock = make_path()
+    tracker = ChannelTracker("node1")
+    # On hold when the daemon died: the caller hears music alone in their
+    # holding bridge; the agent's leg waits alone, out of any bridge.
+    channels = [
+        core_show(CALLER, CALLER_NAME, "hold-1", "callcenter-hold"),
+        core_show(LEG, "PJSIP/agent1-00000001", "", "callcenter-held"),
+    ]
+    telephony.variables = {
+        (LEG, "CC_INTERACTION"): "i-held",
+        (LEG, "CC_QUEUE"): "support",
+        (LEG, "CC_CALLER"): CALLER,
+    }
+    for change in tracker.resync(channels, [bridge_item("hold-1")]):
+        path.on_change(change)
+    assert await path.adopt_calls(tracker) == 1
+    await asyncio.sleep(0)
+    assert telephony.hangups == []  # before: the agent's leg was hung up as stale
+    record = path.calls["i-held"]
+    assert (record.phase, record.caller_uniqueid, record.agent_id) == (
+        Phase.CONNECTED,
+        CALLER,
+        "a01",
+    )
+    assert record.held_since is not None
+    assert path.acd.agent_state("a01") == "on_call"
+    await path.resume("a01")  # the desktop's resume works as before the restart
+    assert telephony.moves == [("resume", LEG)]
+    assert record.held_since is None
+    await path.stop()
+
+
+async def test_a_restarted_daemon_lets_a_held_caller_whose_agent_left_go_on() -> None:
+    path, telephony, _clock = make_path()
+    tracker = ChannelTracker("node1")
+    channels = [core_show(CALLER, CALLER_NAME, "hold-1", "callcenter-hold")]
+    for change in tracker.resync(channels, [bridge_item("hold-1")]):
+        path.on_change(change)
+    await path.adopt_calls(tracker)
+    await asyncio.sleep(0)
+    # As when an agent hangs up during hold: the survey, then goodbye.
+    assert telephony.moves == [("callcenter-after-agent", CALLER)]
     await path.stop()
