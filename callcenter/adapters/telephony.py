@@ -39,6 +39,9 @@ REQUEUE_CONTEXT = "callcenter-requeue"
 # bridge; on hold, the agent's leg waits alone in HELD_CONTEXT.
 HOLD_CONTEXT = "callcenter-hold"
 HELD_CONTEXT = "callcenter-held"
+# Attended transfer: the agent's leg dials the consulted number there (its
+# extension), then bridges the caller back unless the transfer completed.
+CONSULT_CONTEXT = "callcenter-consult"
 
 
 class SpyMode(StrEnum):
@@ -269,7 +272,7 @@ class Telephony:
             "Redirect",
             {
                 "Channel": agent_leg,
-                "Context": "callcenter-consult",
+                "Context": CONSULT_CONTEXT,
                 "Exten": number,
                 "Priority": "1",
                 "ExtraChannel": caller,

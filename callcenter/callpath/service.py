@@ -42,6 +42,7 @@ import structlog
 from callcenter.adapters.fastagi import AgiSession
 from callcenter.adapters.telephony import (
     AFTER_AGENT_CONTEXT,
+    CONSULT_CONTEXT,
     HELD_CONTEXT,
     HOLD_CONTEXT,
     WAIT_CONTEXT,
@@ -502,10 +503,21 @@ class CallPath:
             peer = tracker.peer_of(channel.uniqueid)
             if found is None:
                 continue
-            on_hold = channel.context == HELD_CONTEXT and channel.state is ChannelState.UP
-            if on_hold:
-                # On hold: the agent's leg waits alone, its caller hears music
-                # in their holding bridge. Resume (or a hang-up) joins them.
+            up = channel.state is ChannelState.UP
+            on_hold = up and channel.context == HELD_CONTEXT
+            consulting = up and channel.context == CONSULT_CONTEXT
+            consult: dict[str, object] | None = None
+            if on_hold or consulting:
+                # The caller hears music in their holding bridge. On hold, the
+                # agent's leg waits alone (resume joins them); consulting, it
+                # dials or talks to the consulted number (its peer, if any),
+                # then the dialplan bridges it back with the caller.
+                if consulting:
+                    consult = {
+                        "number": channel.exten,
+                        "target": peer.uniqueid if peer is not None else None,
+                        "state": "talking" if peer is not None else "dialing",
+                    }
                 caller = await self.telephony.variable(channel.uniqueid, "CC_CALLER")
                 peer = tracker.channel(caller) if caller else None
             if peer is None or channel.state is not ChannelState.UP:
@@ -538,6 +550,7 @@ class CallPath:
                 agent_leg=channel.uniqueid,
                 answered_at=now,
                 held_since=now if on_hold else None,
+                consult=consult,
                 _path=self,
             )
             self.calls[interaction] = record
@@ -549,7 +562,13 @@ class CallPath:
             )
             request = InteractionRequest(interaction, queue, dict(self.site.queues[queue].skills))
             self._apply(self.acd.adopt(now, request, profile))
-            log.info("call.adopted", interaction=interaction, agent=agent_id, on_hold=on_hold)
+            log.info(
+                "call.adopted",
+                interaction=interaction,
+                agent=agent_id,
+                on_hold=on_hold,
+                consulting=consulting,
+            )
             adopted += 1
         for channel in tracker.channels():
             if (

@@ -552,6 +552,51 @@ async def test_attended_transfer_consult_then_complete_or_cancel(
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
 
 
+async def test_a_consultation_in_progress_survives_a_daemon_restart(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    async with (
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=300),
+        sipp_agents(asterisk.ports.sip, port=asterisk.ports.trunk, answer_ms=300),
+        sipp_caller(asterisk.ports.sip, "3901", hangup_after_ms=15_000) as caller,
+    ):
+        async with daemon(asterisk, tmp_path) as first:
+            first.callpath.agent_login("a01")
+            await until(
+                lambda: any(r.phase is Phase.CONNECTED for r in first.callpath.calls.values()),
+                what="connected",
+            )
+            [before] = list(first.callpath.calls.values())
+            await first.callpath.consult("a01", "0698765432")
+            await until(
+                lambda: before.consult is not None and before.consult["state"] == "talking",
+                what="consulted party answered",
+            )
+            target = before.consult["target"] if before.consult else None
+            assert target is not None
+        # A new daemon while the agent talks to the consulted party. Before,
+        # it took the consulted party for the caller.
+        async with daemon(asterisk, tmp_path) as second:
+            await until(lambda: second.callpath.calls, what="call adopted")
+            [record] = list(second.callpath.calls.values())
+            assert record.caller_uniqueid == before.caller_uniqueid
+            assert record.consult is not None
+            assert record.consult["target"] == target
+            await second.callpath.cancel_transfer("a01")
+            await until(
+                lambda: (
+                    (p := second.tracker.peer_of(record.caller_uniqueid)) is not None
+                    and p.uniqueid == record.agent_leg
+                ),
+                what="caller back with the agent",
+            )
+            assert record.phase is Phase.CONNECTED
+            assert second.acd.agent_state("a01") == "on_call"
+            await caller.wait(timeout=30)
+            await until(lambda: record.phase is Phase.COMPLETED, what="completed")
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")
+
+
 async def test_waiting_callers_survive_a_daemon_restart_in_their_place(
     asterisk: AsteriskInstance, tmp_path: Path
 ) -> None:

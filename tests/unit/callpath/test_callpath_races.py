@@ -179,7 +179,12 @@ def transcript(name: str) -> list[AmiEvent]:
 
 
 def core_show(
-    uid: str, name: str, bridge_id: str, context: str, state: tuple[str, str] = ("6", "Up")
+    uid: str,
+    name: str,
+    bridge_id: str,
+    context: str,
+    state: tuple[str, str] = ("6", "Up"),
+    exten: str = "s",
 ) -> CoreShowChannel:
     event = parse_event(
         AmiFrame.of(
@@ -188,7 +193,7 @@ def core_show(
             ("CallerIDNum", "0612345678"),
             ("CallerIDName", "Test"), ("ConnectedLineNum", "<unknown>"),
             ("ConnectedLineName", "<unknown>"), ("Language", "fr"), ("AccountCode", ""),
-            ("Context", context), ("Exten", "s"), ("Priority", "1"), ("Uniqueid", uid),
+            ("Context", context), ("Exten", exten), ("Priority", "1"), ("Uniqueid", uid),
             ("Linkedid", CALLER), ("Application", "Bridge"), ("ApplicationData", ""),
             ("Duration", "00:00:01"), ("BridgeId", bridge_id),
         )
@@ -663,4 +668,44 @@ async def test_a_restarted_daemon_lets_a_held_caller_whose_agent_left_go_on() ->
     await asyncio.sleep(0)
     # As when an agent hangs up during hold: the survey, then goodbye.
     assert telephony.moves == [("callcenter-after-agent", CALLER)]
+    await path.stop()
+
+
+@pytest.mark.parametrize("answered", [True, False])
+async def test_a_restarted_daemon_takes_over_a_consultation_in_progress(answered: bool) -> None:
+    path, telephony, _clock = make_path()
+    tracker = ChannelTracker("node1")
+    target, target_name = "node1-1795504424.9", "PJSIP/trunk-00000009"
+    # The caller on hold; the agent's leg dials (or talks to) 0698765432.
+    channels = [
+        core_show(CALLER, CALLER_NAME, "hold-1", "callcenter-hold"),
+        core_show(
+            LEG, "PJSIP/agent1-00000001", "b3" if answered else "", "callcenter-consult",
+            exten="0698765432",
+        ),
+    ]  # fmt: skip
+    if answered:
+        channels.append(core_show(target, target_name, "b3", "from-trunk"))
+    telephony.variables = {
+        (LEG, "CC_INTERACTION"): "i-consult",
+        (LEG, "CC_QUEUE"): "support",
+        (LEG, "CC_CALLER"): CALLER,
+    }
+    bridges = [bridge_item("hold-1"), bridge_item("b3")]
+    for change in tracker.resync(channels, bridges if answered else bridges[:1]):
+        path.on_change(change)
+    assert await path.adopt_calls(tracker) == 1
+    await asyncio.sleep(0)
+    # Before: the consulted party was taken for the caller (answered), or the
+    # agent's leg was hung up as stale and the caller left with music.
+    assert (telephony.hangups, telephony.moves) == ([], [])
+    record = path.calls["i-consult"]
+    assert record.caller_uniqueid == CALLER
+    assert record.consult == {
+        "number": "0698765432",
+        "target": target if answered else None,
+        "state": "talking" if answered else "dialing",
+    }
+    await path.cancel_transfer("a01")  # the desktop's cancel works as before
+    assert telephony.hangups == ([target] if answered else [])
     await path.stop()
