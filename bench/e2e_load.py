@@ -39,7 +39,7 @@ import statistics
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,6 +140,27 @@ def where_free_to_ring_goes(
         if leg in accepted:
             parts["accept"].append(accepted[leg] - written[leg])
     return parts
+
+
+def noting(
+    originate: Callable[..., Any], written: dict[str, float], accepted: dict[str, float]
+) -> Callable[..., Any]:
+    """``originate`` that notes when each leg's Originate was written and
+    when Asterisk's answer to it was read."""
+
+    def noted(*args: Any, **kwargs: Any) -> Any:
+        leg = kwargs["channel_id"]
+        placing = originate(*args, **kwargs)
+        written[leg] = time.monotonic()
+
+        async def answered() -> Any:
+            outcome = await placing
+            accepted[leg] = time.monotonic()
+            return outcome
+
+        return answered()
+
+    return noted
 
 
 def plot_free_to_ring(path: Path, mode: str, timeline: Timeline, started: float) -> None:
@@ -277,22 +298,10 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
             daemon = Daemon(settings)
             daemon.ami.subscribe(listen, first=True)
             # When each Originate is written (AmiClient.originate writes
-            # before it returns its awaitable).
-            originate = daemon.ami.originate
-
-            def originate_noted(*args: Any, **kwargs: Any) -> Any:
-                leg = kwargs["channel_id"]
-                placing = originate(*args, **kwargs)
-                written[leg] = clock()
-
-                async def answered() -> Any:
-                    outcome = await placing
-                    accepted[leg] = clock()
-                    return outcome
-
-                return answered()
-
-            daemon.ami.originate = originate_noted  # type: ignore[method-assign]
+            # before it returns its awaitable), on whichever session sends it.
+            for session in (daemon.ami, daemon.dialer):
+                if session is not None:
+                    session.originate = noting(session.originate, written, accepted)  # type: ignore[method-assign]
             await daemon.start()
             await daemon.ami.wait_connected(10)
             for i in range(1, args.agents + 1):

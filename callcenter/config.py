@@ -48,6 +48,9 @@ class AmiConfig(BaseModel, extra="forbid"):
     reconnect_min: float = Field(default=0.2, gt=0)
     reconnect_max: float = Field(default=10.0, gt=0)
     event_queue_size: int = Field(default=50_000, ge=100)
+    dialer_session: bool = True
+    """A second AMI session, without events, for the Originates that ring
+    phones (``Telephony`` ``dialer``); false: everything on one session."""
 
     def resolved_secret(self) -> SecretStr:
         if self.secret is not None:

@@ -123,8 +123,22 @@ class Daemon:
         # steps (levels, overflow to a queue or to extended agents).
         queue_rules: list[QueueRules] = self.site.queue_rules()
         self.acd = Engine(queue_rules)
+        self.dialer = (
+            AmiClient(
+                settings.ami,
+                settings.ami.resolved_secret(),
+                node=node,
+                clock=self.clock,
+                events=False,
+                lane="d",
+            )
+            if settings.ami.dialer_session
+            else None
+        )
         self.telephony = Telephony(
-            self.ami, TelephonyConfig(recordings_dir=settings.recording.asterisk_dir)
+            self.ami,
+            TelephonyConfig(recordings_dir=settings.recording.asterisk_dir),
+            dialer=self.dialer,
         )
         self.callpath = CallPath(self.acd, self.telephony, self.site, self.clock, node=node)
         self.agi = FastAgiServer(
@@ -300,6 +314,9 @@ class Daemon:
         self._started.append("http")
         await self.bridge.start()
         self._started.append("cti")
+        if self.dialer is not None:
+            await self.dialer.start()
+            self._started.append("dialer")
         await self.ami.start()
         self._started.append("ami")
         refresh = self.settings.interval_refresh
@@ -327,6 +344,8 @@ class Daemon:
             try:
                 if name == "ami":
                     await self.ami.stop()
+                elif name == "dialer" and self.dialer is not None:
+                    await self.dialer.stop()
                 elif name == "interval_refresher" and self.interval_refresher is not None:
                     await self.interval_refresher.stop()
                 elif name == "http":
@@ -376,6 +395,8 @@ class Daemon:
                 "malformed": stats.malformed,
                 "reconnects": stats.reconnects,
                 "ping_timeouts": stats.ping_timeouts,
+                # None: no dialer session (Originates go on the main one).
+                "dialer_connected": self.dialer.connected if self.dialer else None,
             },
             "channels": len(self.tracker.channels()),
             "calls_waiting": sum(1 for c in self.callpath.calls.values() if c.waiting),

@@ -244,9 +244,19 @@ class AmiClient:
         *,
         node: str = "node1",
         clock: Clock | None = None,
+        events: bool = True,
+        lane: str = "",
     ) -> None:
+        """``events=False``: an action-only session (``Events: off``, no
+        snapshot): Asterisk runs each manager session's actions and writes
+        its events in one thread, so on a busy event link an action waits
+        behind the events. ``lane`` tells its ActionIDs apart from another
+        session's to the same node (replies such as OriginateResponse are
+        events every session sees)."""
         self.config = config
         self.node = node
+        self._events = events
+        self._action_prefix = f"cc-{node}-{lane}"
         self._secret = secret
         self._clock = clock or SystemClock()
         self._handlers: list[Handler] = []
@@ -342,7 +352,11 @@ class AmiClient:
         if protocol is None or (not self._connected.is_set() and action != "Login"):
             raise AMIDisconnected(f"AMI link to {self.node} is down")
         request = Action(
-            {"Action": action, "ActionID": f"cc-{self.node}-{next(self._ids)}", **(headers or {})},
+            {
+                "Action": action,
+                "ActionID": f"{self._action_prefix}{next(self._ids)}",
+                **(headers or {}),
+            },
             as_list=as_list,
         )
         # If this sender is cancelled, nobody awaits the future any more: its
@@ -536,6 +550,9 @@ class AmiClient:
             self._push(Connected(self.node, self._clock.now(), reconnect))
             # Watch the link from the first moment: the resync itself may hang.
             watchdog = asyncio.create_task(self._watchdog(protocol), name=f"ami-ping-{self.node}")
+            if not self._events:
+                await protocol.lost
+                return
             # Events that arrive while the snapshot is taken describe changes
             # the snapshot may not show: deliver them after the Resync, or
             # the consumer would replace them with the older picture (a
@@ -570,7 +587,11 @@ class AmiClient:
         try:
             await self.send(
                 "Login",
-                {"Username": self.config.username, "Secret": self._secret.get_secret_value()},
+                {
+                    "Username": self.config.username,
+                    "Secret": self._secret.get_secret_value(),
+                    **({} if self._events else {"Events": "off"}),
+                },
             )
         except AMIActionError as exc:
             # Never log the secret; the user name is enough to fix it.

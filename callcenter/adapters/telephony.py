@@ -69,9 +69,26 @@ class TelephonyConfig:
 
 
 class Telephony:
-    def __init__(self, ami: AmiClient, config: TelephonyConfig | None = None) -> None:
+    def __init__(
+        self,
+        ami: AmiClient,
+        config: TelephonyConfig | None = None,
+        *,
+        dialer: AmiClient | None = None,
+    ) -> None:
+        """``dialer``: an action-only AMI session (``AmiClient(events=False)``)
+        for the Originates that ring phones, so that they never wait behind
+        the event stream in Asterisk's thread of the main session; the main
+        session serves them while the dialer's is down."""
         self.ami = ami
         self.config = config or TelephonyConfig()
+        self._dialer = dialer
+
+    @property
+    def dialer(self) -> AmiClient:
+        """The session an Originate goes out on now."""
+        dialer = self._dialer
+        return dialer if dialer is not None and dialer.connected else self.ami
 
     def new_channel_id(self) -> str:
         return self.ami.new_channel_id()
@@ -109,7 +126,7 @@ class Telephony:
         if record_as is not None:
             path, options = self.recording(record_as, separate_legs=separate_legs)
             recording = {"CC_RECORD_FILE": path, "CC_RECORD_OPTIONS": options}
-        return self.ami.originate(
+        return self.dialer.originate(
             f"{self.config.technology}/{endpoint}",
             channel_id=channel_id,
             context=CONNECT_CONTEXT,
@@ -136,7 +153,7 @@ class Telephony:
         _check_token(endpoint, "endpoint")
         if not is_phone_number(number):
             raise AsteriskError(f"refusing callback number {number!r}: digits only")
-        return self.ami.originate(
+        return self.dialer.originate(
             f"{self.config.technology}/{endpoint}",
             channel_id=channel_id,
             context=CALLBACK_CONTEXT,
@@ -250,7 +267,7 @@ class Telephony:
         """Ring ``destination`` (an endpoint, or ``number@trunk``) into ``room``."""
         _check_token(room, "conference room")
         _check_token(destination.replace("@", ""), "destination")
-        return await self.ami.originate(
+        return await self.dialer.originate(
             f"{self.config.technology}/{destination}",
             channel_id=channel_id,
             application="ConfBridge",
@@ -353,7 +370,7 @@ class Telephony:
         _check_token(supervisor_endpoint, "supervisor endpoint")
         _check_token(agent_channel, "agent channel")
         options = "uqEd" + mode.chanspy_option
-        return await self.ami.originate(
+        return await self.dialer.originate(
             f"{self.config.technology}/{supervisor_endpoint}",
             channel_id=channel_id,
             application="ChanSpy",

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from callcenter.adapters.ami import AmiClient, Resync, StreamItem
+from callcenter.adapters.telephony import Telephony
 from callcenter.config import AmiConfig
 from callcenter.errors import (
     AMIDisconnected,
@@ -369,3 +370,33 @@ def hangup_event(uniqueid: str) -> dict[str, str]:
         "Cause": "16",
         "Cause-txt": "Normal Clearing",
     }
+
+
+async def test_a_dialer_session_has_no_events_and_its_own_action_ids(
+    server: FakeAmiServer,
+) -> None:
+    async with running(server) as (main, _received):
+        dialer = AmiClient(
+            make_config(server.port), SecretStr(server.secret), events=False, lane="d"
+        )
+        telephony = Telephony(main, dialer=dialer)
+        assert telephony.dialer is main  # not connected yet: the main session serves
+        await dialer.start()
+        try:
+            await dialer.wait_connected(5)
+            assert telephony.dialer is dialer
+            leg = main.new_channel_id()
+            assert (
+                await telephony.dialer.originate("PJSIP/agent1", channel_id=leg, application="Wait")
+                == leg
+            )
+        finally:
+            await dialer.stop()
+        assert telephony.dialer is main  # down again: back to the main session
+    logins = [a for a in server.actions if a.get("Action") == "Login"]
+    assert [a.get("Events") for a in logins] == [None, "off"]
+    assert server.count("CoreShowChannels") == 1  # the main session's resync only
+    [originate] = [a for a in server.actions if a.get("Action") == "Originate"]
+    # Replies such as OriginateResponse reach every session: the main one
+    # must never take the dialer's for one of its own pending actions.
+    assert originate["ActionID"].startswith("cc-node1-d")
