@@ -571,21 +571,17 @@ class CallPath:
             )
             adopted += 1
         for channel in tracker.channels():
-            if (
-                channel.context == WAIT_CONTEXT
-                and channel.uniqueid not in self._by_caller
-                and tracker.peer_of(channel.uniqueid) is None
-            ):
+            if channel.context not in (WAIT_CONTEXT, HOLD_CONTEXT):
+                continue
+            if channel.uniqueid in self._by_caller or tracker.peer_of(channel.uniqueid) is not None:
+                continue  # ours, or not alone in their holding bridge
+            if channel.context == WAIT_CONTEXT:
                 # Left in the holding bridge by a previous daemon, their
                 # agent's leg hung up above: back to the queue now, not when
                 # the bridge lets them go by itself (2 minutes).
                 log.info("call.back_from_wait_bridge", caller=channel.uniqueid)
                 self._spawn_action(self._back_to_queue(channel.uniqueid))
-            elif (
-                channel.context == HOLD_CONTEXT
-                and channel.uniqueid not in self._by_caller
-                and tracker.peer_of(channel.uniqueid) is None
-            ):
+            else:
                 # On hold, their agent gone while no daemon ran: as when an
                 # agent hangs up during hold (survey, goodbye), never left
                 # with music for ever.

@@ -84,6 +84,10 @@ def finished(d: Daemon) -> list[CallRecord]:
     return list(d.callpath.history)
 
 
+def callback_completed(d: Daemon) -> bool:
+    return any(r.kind == "callback" and r.phase is Phase.COMPLETED for r in d.callpath.history)
+
+
 async def test_caller_is_connected_agent_first_recorded_and_agent_wraps_up(
     asterisk: AsteriskInstance, tmp_path: Path
 ) -> None:
@@ -302,13 +306,7 @@ async def test_callback_keeps_place_rings_agent_first_then_dials_the_customer(
         assert callback.origin == left.interaction_id
         assert callback.arrived_at == left.arrived_at  # keeps the caller's place
         d.callpath.agent_login("a01")
-        await until(
-            lambda: any(
-                r.kind == "callback" and r.phase is Phase.COMPLETED for r in d.callpath.history
-            ),
-            timeout=30,
-            what="callback completed",
-        )
+        await until(lambda: callback_completed(d), timeout=30, what="callback completed")
         done = next(r for r in d.callpath.history if r.kind == "callback")
         assert done.agent_id == "a01"
         assert [a["result"] for a in done.attempts] == ["ANSWER"]
@@ -340,13 +338,7 @@ async def test_an_agent_free_during_the_callback_dialogue_does_not_interrupt_it(
         [left] = finished(d)
         assert left.phase is Phase.CALLBACK
         assert left.legs == []  # nobody was rung for the caller meanwhile
-        await until(
-            lambda: any(
-                r.kind == "callback" and r.phase is Phase.COMPLETED for r in d.callpath.history
-            ),
-            timeout=30,
-            what="callback completed",
-        )
+        await until(lambda: callback_completed(d), timeout=30, what="callback completed")
         done = next(r for r in d.callpath.history if r.kind == "callback")
         assert done.agent_id == "a01"
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
