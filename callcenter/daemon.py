@@ -438,6 +438,7 @@ class Daemon:
             db_writer_failures=self.writer.failures if self.writer else 0,
             db_writer_spool_failures=self.writer.spool_failures if self.writer else 0,
             db_writer_rejected_rows=self.writer.rejected if self.writer else 0,
+            ami_dialer_connected=self.dialer.connected if self.dialer else True,
             users_backlog=self.users.backlog if self.users else 0,
             users_spool_failures=self.users.spool_failures if self.users else 0,
         )

@@ -61,6 +61,9 @@ class DaemonHealth:
     users_backlog: int = 0
     """Logins, logouts and audit rows not written to PostgreSQL yet."""
     users_spool_failures: int = 0
+    ami_dialer_connected: bool = True
+    """The dialer session (Originates) is up; True when there is none (the
+    main session sends them)."""
 
 
 HealthProbe = Callable[[], DaemonHealth]
@@ -255,6 +258,12 @@ class StatsCollector(Collector):
             f"{NAMESPACE}_ami_connected",
             "1 when the AMI connection is up.",
             value=1.0 if health.ami_connected else 0.0,
+        )
+        yield GaugeMetricFamily(
+            f"{NAMESPACE}_ami_dialer_connected",
+            "1 when the AMI session for Originates is up (or there is none: the main"
+            " session sends them); 0: rings go on the main session meanwhile.",
+            value=1.0 if health.ami_dialer_connected else 0.0,
         )
         yield GaugeMetricFamily(
             f"{NAMESPACE}_ami_event_lag_seconds",

@@ -153,7 +153,10 @@ async def test_metrics_endpoint_names_and_bounded_labels() -> None:
     stats = RealtimeStats(CONFIG, clock)
     feed(stats, clock, 0)
     exporter = MetricsExporter(
-        stats, lambda: DaemonHealth(False, 1.5, 0, 7, users_backlog=3, users_spool_failures=2)
+        stats,
+        lambda: DaemonHealth(
+            False, 1.5, 0, 7, users_backlog=3, users_spool_failures=2, ami_dialer_connected=False
+        ),
     )
     # The fast writer gives exactly what prometheus_client's own would.
     assert exporter.render() == generate_latest(exporter.registry)
@@ -187,6 +190,7 @@ async def test_metrics_endpoint_names_and_bounded_labels() -> None:
     # A user store that cannot spool loses logins and logouts at a restart: ops see it.
     assert "callcenter_users_spool_failures_total 2.0" in text
     assert "callcenter_users_backlog 3.0" in text
+    assert "callcenter_ami_dialer_connected 0.0" in text
     assert (
         'callcenter_queue_wait_seconds_bucket{le="20",outcome="abandoned",queue="support"} 1.0'
         in text
