@@ -500,27 +500,10 @@ class CallPath:
                 continue
             endpoint = channel.name.split("/", 1)[-1].rsplit("-", 1)[0]
             found = self.site.agent_by_endpoint(endpoint)
-            peer = tracker.peer_of(channel.uniqueid)
             if found is None:
                 continue
-            up = channel.state is ChannelState.UP
-            on_hold = up and channel.context == HELD_CONTEXT
-            consulting = up and channel.context == CONSULT_CONTEXT
-            consult: dict[str, object] | None = None
-            if on_hold or consulting:
-                # The caller hears music in their holding bridge. On hold, the
-                # agent's leg waits alone (resume joins them); consulting, it
-                # dials or talks to the consulted number (its peer, if any),
-                # then the dialplan bridges it back with the caller.
-                if consulting:
-                    consult = {
-                        "number": channel.exten,
-                        "target": peer.uniqueid if peer is not None else None,
-                        "state": "talking" if peer is not None else "dialing",
-                    }
-                caller = await self.telephony.variable(channel.uniqueid, "CC_CALLER")
-                peer = tracker.channel(caller) if caller else None
-            if peer is None or channel.state is not ChannelState.UP:
+            peer, on_hold, consult = await self._caller_of(channel, tracker)
+            if peer is None:
                 log.warning("call.stale_leg_hung_up", leg=channel.uniqueid)
                 self._spawn_action(self._hangup_quietly(channel.uniqueid))
                 continue
@@ -567,7 +550,7 @@ class CallPath:
                 interaction=interaction,
                 agent=agent_id,
                 on_hold=on_hold,
-                consulting=consulting,
+                consulting=consult is not None,
             )
             adopted += 1
         for channel in tracker.channels():
@@ -592,6 +575,31 @@ class CallPath:
             if self.acd.agent_state(agent_id) == "paused":
                 self._apply(self.acd.agent_ready(now, agent_id))
         return adopted
+
+    async def _caller_of(
+        self, leg: Channel, tracker: ChannelTracker
+    ) -> tuple[Channel | None, bool, dict[str, object] | None]:
+        """For an answered agent's leg a previous daemon left: the caller it
+        serves (None: none, a stale leg), whether on hold, and the
+        consultation in progress. On hold or consulting, the caller hears
+        music in their holding bridge (``CC_CALLER``); on hold the leg waits
+        alone, consulting it dials or talks to the consulted number (its
+        peer, if any) and the dialplan bridges it back with the caller."""
+        if leg.state is not ChannelState.UP:
+            return None, False, None
+        peer = tracker.peer_of(leg.uniqueid)
+        if leg.context not in (HELD_CONTEXT, CONSULT_CONTEXT):
+            return peer, False, None
+        consult: dict[str, object] | None = None
+        if leg.context == CONSULT_CONTEXT:
+            consult = {
+                "number": leg.exten,
+                "target": peer.uniqueid if peer is not None else None,
+                "state": "talking" if peer is not None else "dialing",
+            }
+        caller = await self.telephony.variable(leg.uniqueid, "CC_CALLER")
+        on_hold = leg.context == HELD_CONTEXT
+        return (tracker.channel(caller) if caller else None), on_hold, consult
 
     def _enqueue_callback(self, record: CallRecord) -> None:
         """A callback waits (new, restored, or retried: already ``waiting``)."""
