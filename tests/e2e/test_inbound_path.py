@@ -13,6 +13,7 @@ import dataclasses
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -95,6 +96,19 @@ async def test_caller_is_connected_agent_first_recorded_and_agent_wraps_up(
         daemon(asterisk, tmp_path) as d,
         sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=300, talk_ms=2500),
     ):
+        # Two AMI sessions as the callcenter user: events, and the dialer
+        # (Events: off) that every Originate of this test goes out on.
+        assert d.dialer is not None
+        await d.dialer.wait_connected(10)
+        sessions = asterisk.cli("manager show connected")
+        assert sessions.count("callcenter") == 2, sessions
+        dialer_originate, sent = d.dialer.originate, []
+
+        def noting(*args: Any, **kwargs: Any) -> Any:
+            sent.append(kwargs["channel_id"])
+            return dialer_originate(*args, **kwargs)
+
+        d.dialer.originate = noting  # type: ignore[method-assign]
         status, view = await rest(d, "POST", "/api/agents/a01/login")
         assert status == 200, view
         assert isinstance(view, dict)
@@ -117,6 +131,7 @@ async def test_caller_is_connected_agent_first_recorded_and_agent_wraps_up(
         assert record.agent_id == "a01"
         assert record.answered_at is not None
         assert record.offers == 1
+        assert sent == [record.legs[0][1]]  # the agent was rung through the dialer
         assert d.acd.agent_state("a01") in ("wrap_up", "ready")
         await until(lambda: d.acd.agent_state("a01") == "ready", what="wrap-up ends")
         status, shown = await rest(d, "GET", f"/api/interactions/{record.interaction_id}")
