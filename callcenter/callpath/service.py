@@ -42,6 +42,7 @@ import structlog
 from callcenter.adapters.fastagi import AgiSession
 from callcenter.adapters.telephony import (
     AFTER_AGENT_CONTEXT,
+    CONFERENCE_CONTEXT,
     CONSULT_CONTEXT,
     HELD_CONTEXT,
     HOLD_CONTEXT,
@@ -177,6 +178,17 @@ class CallRecord:
     def expected_wait(self) -> float | None:
         assert self._path is not None
         return self._path.acd.expected_wait(self._path.clock.now(), self.interaction_id)
+
+
+@dataclass(frozen=True)
+class _LegTakenOver:
+    """What an agent's leg left by a previous daemon serves (see
+    :meth:`CallPath._caller_of`)."""
+
+    caller: Channel | None
+    on_hold: bool = False
+    consult: dict[str, object] | None = None
+    conference: str | None = None  # the ConfBridge room
 
 
 class CallPath:
@@ -502,7 +514,11 @@ class CallPath:
             found = self.site.agent_by_endpoint(endpoint)
             if found is None:
                 continue
-            peer, on_hold, consult = await self._caller_of(channel, tracker)
+            found_leg = await self._caller_of(channel, tracker)
+            peer = found_leg.caller
+            room = tracker.bridge(channel.bridge_id) if channel.bridge_id else None
+            if peer is None and room is not None and len(room.members) > 2:
+                continue  # rung into another agent's conference: a guest, not stale
             if peer is None:
                 log.warning("call.stale_leg_hung_up", leg=channel.uniqueid)
                 self._spawn_action(self._hangup_quietly(channel.uniqueid))
@@ -532,10 +548,12 @@ class CallPath:
                 agent_id=agent_id,
                 agent_leg=channel.uniqueid,
                 answered_at=now,
-                held_since=now if on_hold else None,
-                consult=consult,
+                held_since=now if found_leg.on_hold else None,
+                consult=found_leg.consult,
                 _path=self,
             )
+            if found_leg.conference is not None:
+                record.context["conference"] = {"room": found_leg.conference, "with": None}
             self.calls[interaction] = record
             self._by_caller[peer.uniqueid] = interaction
             self._by_leg[channel.uniqueid] = interaction
@@ -549,8 +567,9 @@ class CallPath:
                 "call.adopted",
                 interaction=interaction,
                 agent=agent_id,
-                on_hold=on_hold,
-                consulting=consult is not None,
+                on_hold=found_leg.on_hold,
+                consulting=found_leg.consult is not None,
+                conference=found_leg.conference,
             )
             adopted += 1
         for channel in tracker.channels():
@@ -576,30 +595,32 @@ class CallPath:
                 self._apply(self.acd.agent_ready(now, agent_id))
         return adopted
 
-    async def _caller_of(
-        self, leg: Channel, tracker: ChannelTracker
-    ) -> tuple[Channel | None, bool, dict[str, object] | None]:
-        """For an answered agent's leg a previous daemon left: the caller it
-        serves (None: none, a stale leg), whether on hold, and the
-        consultation in progress. On hold or consulting, the caller hears
-        music in their holding bridge (``CC_CALLER``); on hold the leg waits
-        alone, consulting it dials or talks to the consulted number (its
-        peer, if any) and the dialplan bridges it back with the caller."""
+    async def _caller_of(self, leg: Channel, tracker: ChannelTracker) -> _LegTakenOver:
+        """What an answered agent's leg a previous daemon left serves (no
+        caller: a stale leg). Bridged one-to-one, its peer is the caller.
+        Elsewhere ``CC_CALLER`` names the caller: on hold the caller hears
+        music in their holding bridge and the leg waits alone; consulting,
+        the leg dials or talks to the consulted number (its peer, if any) and
+        the dialplan bridges it back with the caller; in a three-way
+        conference, caller, agent and third party share the room (the leg's
+        extension)."""
         if leg.state is not ChannelState.UP:
-            return None, False, None
+            return _LegTakenOver(None)
         peer = tracker.peer_of(leg.uniqueid)
-        if leg.context not in (HELD_CONTEXT, CONSULT_CONTEXT):
-            return peer, False, None
-        consult: dict[str, object] | None = None
-        if leg.context == CONSULT_CONTEXT:
-            consult = {
-                "number": leg.exten,
-                "target": peer.uniqueid if peer is not None else None,
-                "state": "talking" if peer is not None else "dialing",
-            }
-        caller = await self.telephony.variable(leg.uniqueid, "CC_CALLER")
-        on_hold = leg.context == HELD_CONTEXT
-        return (tracker.channel(caller) if caller else None), on_hold, consult
+        if leg.context not in (HELD_CONTEXT, CONSULT_CONTEXT, CONFERENCE_CONTEXT):
+            return _LegTakenOver(peer)
+        variable = await self.telephony.variable(leg.uniqueid, "CC_CALLER")
+        caller = tracker.channel(variable) if variable else None
+        if leg.context == HELD_CONTEXT:
+            return _LegTakenOver(caller, on_hold=True)
+        if leg.context == CONFERENCE_CONTEXT:
+            return _LegTakenOver(caller, conference=leg.exten)
+        consult: dict[str, object] = {
+            "number": leg.exten,
+            "target": peer.uniqueid if peer is not None else None,
+            "state": "talking" if peer is not None else "dialing",
+        }
+        return _LegTakenOver(caller, consult=consult)
 
     def _enqueue_callback(self, record: CallRecord) -> None:
         """A callback waits (new, restored, or retried: already ``waiting``)."""

@@ -604,6 +604,48 @@ async def test_a_consultation_in_progress_survives_a_daemon_restart(
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
 
 
+async def test_a_three_way_conference_survives_a_daemon_restart(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    joins: list[ConfbridgeJoin] = []
+    async with (
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=300, talk_ms=9000),
+        sipp_agents(asterisk.ports.sip, port=asterisk.ports.trunk, answer_ms=300, talk_ms=12_000),
+        sipp_caller(asterisk.ports.sip, "3901", hangup_after_ms=14_000) as caller,
+    ):
+        async with daemon(asterisk, tmp_path) as first:
+            first.ami.subscribe(
+                lambda item: joins.append(item) if isinstance(item, ConfbridgeJoin) else None
+            )
+            first.callpath.agent_login("a01")
+            await until(
+                lambda: any(r.phase is Phase.CONNECTED for r in first.callpath.calls.values()),
+                what="connected",
+            )
+            [before] = list(first.callpath.calls.values())
+            room = await first.callpath.conference("a01", number="0698765432")
+            await until(lambda: len(joins) >= 3, what="three in the room")
+        # A new daemon while the three talk. Before, it hung up the agent's
+        # leg as stale: nobody is bridged one-to-one with it in the room.
+        async with daemon(asterisk, tmp_path) as second:
+            await until(lambda: second.callpath.calls, what="call adopted")
+            [record] = list(second.callpath.calls.values())
+            assert record.interaction_id == before.interaction_id
+            assert record.caller_uniqueid == before.caller_uniqueid
+            assert record.context["conference"] == {"room": room, "with": None}
+            assert second.acd.agent_state("a01") == "on_call"
+            in_room = second.tracker.channel(record.caller_uniqueid)
+            assert in_room is not None
+            assert in_room.bridge_id is not None
+            bridge = second.tracker.bridge(in_room.bridge_id)
+            assert bridge is not None
+            assert len(bridge.members) == 3  # all three still in the room
+            # The agent leaves the room (their phone hangs up): completed.
+            await until(lambda: record.phase is Phase.COMPLETED, timeout=20, what="completed")
+            await caller.wait(timeout=30)
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")
+
+
 async def test_waiting_callers_survive_a_daemon_restart_in_their_place(
     asterisk: AsteriskInstance, tmp_path: Path
 ) -> None:

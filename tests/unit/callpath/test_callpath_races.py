@@ -709,3 +709,40 @@ async def test_a_restarted_daemon_takes_over_a_consultation_in_progress(answered
     await path.cancel_transfer("a01")  # the desktop's cancel works as before
     assert telephony.hangups == ([target] if answered else [])
     await path.stop()
+
+
+async def test_a_restarted_daemon_takes_over_a_three_way_conference() -> None:
+    path, telephony, _clock = make_path()
+    tracker = ChannelTracker("node1")
+    # Caller, agent and a third party (agent2's phone, rung into the room)
+    # share the ConfBridge room: nobody is bridged one-to-one.
+    guest = "cc-node1-9"
+    channels = [
+        core_show(CALLER, CALLER_NAME, "conf-1", "callcenter-conference", exten="ccroom1"),
+        core_show(LEG, "PJSIP/agent1-00000001", "conf-1", "callcenter-conference",
+                  exten="ccroom1"),
+        core_show(guest, "PJSIP/agent2-00000002", "conf-1", "default"),
+    ]  # fmt: skip
+    telephony.variables = {
+        (LEG, "CC_INTERACTION"): "i-conf",
+        (LEG, "CC_QUEUE"): "support",
+        (LEG, "CC_CALLER"): CALLER,
+    }
+    for change in tracker.resync(channels, [bridge_item("conf-1")]):
+        path.on_change(change)
+    assert await path.adopt_calls(tracker) == 1
+    await asyncio.sleep(0)
+    # Before: the agent's leg and the guest's were hung up as stale.
+    assert telephony.hangups == []
+    record = path.calls["i-conf"]
+    assert (record.caller_uniqueid, record.agent_id) == (CALLER, "a01")
+    assert record.context["conference"] == {"room": "ccroom1", "with": None}
+    assert path.acd.agent_state("a01") == "on_call"
+    # The agent leaves the room: the interaction is over.
+    gone = AmiFrame.of(
+        ("Event", "Hangup"), ("Channel", "PJSIP/agent1-00000001"), ("ChannelState", "6"),
+        ("Uniqueid", LEG), ("Linkedid", CALLER), ("Cause", "16"),
+    )  # fmt: skip
+    feed(path, tracker, [parse_event(gone)])
+    assert record.phase is Phase.COMPLETED
+    await path.stop()
