@@ -185,12 +185,45 @@ class _Agent:
 
 
 @dataclass(slots=True)
+class _Window:
+    """Answers and (non-short) abandons of the last ``seconds``, with running
+    sums: reading it costs the entries that aged out since, not a walk over
+    every call of the window (27,000 at 30 calls/s over 15 minutes, which
+    held the event loop tens of milliseconds at each wallboard refresh)."""
+
+    seconds: int
+    entries: deque[tuple[float, bool, bool]] = field(default_factory=deque)
+    """(time, answered?, within T?), oldest first."""
+    answered: int = 0
+    answered_in: int = 0
+    abandoned: int = 0
+    abandoned_in: int = 0
+
+    def add(self, at: float, answered: bool, in_sl: bool) -> None:
+        self.entries.append((at, answered, in_sl))
+        self._count(answered, in_sl, 1)
+
+    def expire(self, now: float) -> None:
+        start = now - self.seconds
+        while self.entries and self.entries[0][0] <= start:
+            _at, answered, in_sl = self.entries.popleft()
+            self._count(answered, in_sl, -1)
+
+    def _count(self, answered: bool, in_sl: bool, sign: int) -> None:
+        if answered:
+            self.answered += sign
+            self.answered_in += sign * in_sl
+        else:
+            self.abandoned += sign
+            self.abandoned_in += sign * in_sl
+
+
+@dataclass(slots=True)
 class _Queue:
+    windows: tuple[_Window, ...]
     counters: dict[str, _Counters] = field(default_factory=dict)
     waiting: dict[str, float] = field(default_factory=dict)
     """Interaction id -> enqueue time, for calls not yet answered or gone."""
-    recent: deque[tuple[float, bool, bool]] = field(default_factory=deque)
-    """(time, answered?, within T?) of answers and (non-short) abandons."""
 
 
 class RealtimeStats:
@@ -273,7 +306,7 @@ class RealtimeStats:
     def _queue(self, queue: str) -> _Queue:
         q = self._queues.get(queue)
         if q is None:
-            q = self._queues[queue] = _Queue()
+            q = self._queues[queue] = _Queue(tuple(_Window(w) for w in self._windows))
         return q
 
     def _offered(self, event: Offered) -> None:
@@ -419,16 +452,9 @@ class RealtimeStats:
             self._skill_state[pair] = self._skill_state.get(pair, 0) + 1
 
     def _remember(self, q: _Queue, at: float, answered: bool, in_sl: bool) -> None:
-        q.recent.append((at, answered, in_sl))
-        self._prune(q, at)
-
-    def _prune(self, q: _Queue, now: float) -> None:
-        if not self._windows:
-            q.recent.clear()
-            return
-        horizon = now - self._windows[-1]
-        while q.recent and q.recent[0][0] <= horizon:
-            q.recent.popleft()
+        for window in q.windows:
+            window.add(at, answered, in_sl)
+            window.expire(at)
 
     # -- reading ------------------------------------------------------------
 
@@ -456,26 +482,15 @@ class RealtimeStats:
                         c.callbacks_expired,
                     )
                 )
-            self._prune(q, now)
             sl: dict[str, float | None] = {}
             sl2: dict[str, float | None] = {}
-            for window in self._windows:
-                start = now - window
-                answered = answered_in = abandoned = abandoned_in = 0
-                # Newest first: stop at the first entry older than the window.
-                for at, was_answered, in_sl in reversed(q.recent):
-                    if at <= start:
-                        break
-                    if was_answered:
-                        answered += 1
-                        answered_in += in_sl
-                    else:
-                        abandoned += 1
-                        abandoned_in += in_sl
-                label = window_label(window)
+            for window in q.windows:
+                window.expire(now)
+                label = window_label(window.seconds)
+                answered, answered_in = window.answered, window.answered_in
                 sl[label] = answered_in / answered if answered else None
-                total = answered + abandoned
-                sl2[label] = (answered_in + abandoned_in) / total if total else None
+                total = answered + window.abandoned
+                sl2[label] = (answered_in + window.abandoned_in) / total if total else None
             oldest = min(q.waiting.values(), default=None)
             queues.append(
                 QueueNow(

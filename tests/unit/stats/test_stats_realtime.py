@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from callcenter.clock import ManualClock
 from callcenter.stats import InteractionRecord, Outcome, RealtimeStats, StatsConfig
@@ -194,3 +196,47 @@ def test_other_counters_and_ignored_events() -> None:
     assert snap.recordings == {"support": 1}
     assert counters(stats, "empty", "fr") == (0,) * 8
     assert ("empty", "answered") in snap.wait
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            # Whole seconds: no rounding at the thresholds (5 s, 20 s).
+            st.integers(min_value=0, max_value=400),  # time since the previous step
+            st.booleans(),  # answered (else abandoned)
+            st.integers(min_value=0, max_value=60),  # wait
+            st.booleans(),  # read a snapshot after this step
+        ),
+        max_size=60,
+    )
+)
+def test_sliding_windows_equal_a_recount_of_every_call(
+    steps: list[tuple[int, bool, int, bool]],
+) -> None:
+    """The windows keep running sums; whatever the order of answers,
+    abandons and reads, they equal counting the calls of each window anew."""
+    clock = ManualClock(start=0.0)
+    stats = RealtimeStats(CONFIG, clock)
+    done: list[tuple[float, bool, bool]] = []  # (at, answered, within T)
+    for i, (gap, answered, wait, read) in enumerate(steps):
+        clock.advance(gap)
+        at = clock.now()
+        stats.apply(Offered(at - wait, f"c{i}", "support", enqueued_at=at - wait))
+        stats.apply(Answered(at, f"c{i}", "bob") if answered else Abandoned(at, f"c{i}"))
+        if answered or wait >= CONFIG.short_abandon:
+            done.append((at, answered, wait <= CONFIG.sl_threshold))
+        if not read:
+            continue
+        queue = stats.snapshot().queues[0]
+        for seconds, label in ((300, "5m"), (900, "15m"), (3600, "1h")):
+            inside = [d for d in done if d[0] > at - seconds]
+            answers = [in_sl for _at, was_answered, in_sl in inside if was_answered]
+            expected = sum(answers) / len(answers) if answers else None
+            assert queue.service_level[label] == (
+                pytest.approx(expected) if expected is not None else None
+            )
+            expected2 = sum(in_sl for *_x, in_sl in inside) / len(inside) if inside else None
+            assert queue.service_level2[label] == (
+                pytest.approx(expected2) if expected2 is not None else None
+            )
