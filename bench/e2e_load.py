@@ -39,7 +39,7 @@ import statistics
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +83,18 @@ def print_census(mode: str) -> None:
     print(f"  {mode}: {sum(counts.values())} objects tracked by the GC; most common:")
     for name, count in counts.most_common(15):
         print(f"    {count:9d}  {name}")
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of process ``pid`` so far (0 if gone)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # After the command: state is field 3, utime and stime fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -195,6 +207,57 @@ async def loop_lag(out: list[float], period: float = 0.005) -> None:
         before = time.perf_counter()
         await asyncio.sleep(period)
         out.append(time.perf_counter() - before - period)
+
+
+@dataclass
+class SlowCallbacks:
+    """Event-loop callbacks that ran at least ``threshold`` seconds, by what
+    they ran: what holds the loop (and every event behind it) back."""
+
+    threshold: float
+    count: Counter[str] = field(default_factory=Counter)
+    worst: dict[str, float] = field(default_factory=dict)
+    # Wall time well above CPU time: the process was descheduled meanwhile.
+    descheduled: int = 0
+
+    @contextlib.contextmanager
+    def tracing(self) -> Iterator[None]:
+        original = asyncio.events.Handle._run
+
+        def timed(handle: asyncio.events.Handle) -> None:
+            began, began_cpu = time.perf_counter(), time.thread_time()
+            original(handle)
+            took = time.perf_counter() - began
+            if took >= self.threshold:
+                name = callback_name(handle)
+                self.count[name] += 1
+                self.worst[name] = max(self.worst.get(name, 0.0), took)
+                if time.thread_time() - began_cpu < took / 2:
+                    self.descheduled += 1
+
+        asyncio.events.Handle._run = timed  # type: ignore[method-assign,assignment]
+        try:
+            yield
+        finally:
+            asyncio.events.Handle._run = original  # type: ignore[method-assign]
+
+    def report(self, mode: str) -> None:
+        total = sum(self.count.values())
+        print(
+            f"  {mode}: {total} callbacks ran >= {self.threshold * 1000:.0f} ms"
+            f" ({self.descheduled} of them mostly descheduled); by callback:"
+        )
+        for name, count in self.count.most_common(12):
+            print(f"    {count:6d}  worst {self.worst[name] * 1000:6.1f} ms  {name}")
+
+
+def callback_name(handle: asyncio.events.Handle) -> str:
+    callback = getattr(handle, "_callback", None)
+    owner = getattr(callback, "__self__", None)
+    if isinstance(owner, asyncio.Task):
+        coro = owner.get_coro()
+        return f"task {getattr(coro, '__qualname__', repr(coro))}"
+    return getattr(callback, "__qualname__", repr(callback))
 
 
 @contextlib.asynccontextmanager
@@ -322,6 +385,7 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
         pauses_cpu: list[float] = []
         lag_task = asyncio.create_task(loop_lag(lags))
         gc_began = gc_began_cpu = 0.0
+        slow = SlowCallbacks(args.slow_callbacks / 1000) if args.slow_callbacks else None
         measuring = False  # not the collections serving_heap and the census make
 
         def gc_pause(phase: str, info: dict[str, int]) -> None:
@@ -357,22 +421,41 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
             ) as callers,
         ):
             measuring = True
+            tracing = contextlib.ExitStack()
+            if slow is not None:
+                tracing.enter_context(slow.tracing())
             # The callers and the phones are the outside world: on this
             # machine they must not take the CPU from the system under test.
             for load in (agents, callers):
                 if load.process is not None:
                     os.setpriority(os.PRIO_PROCESS, load.process.pid, args.load_nice)
+            # Where the machine's CPU goes, besides the daemon.
+            others = {
+                "asterisk": box.pid(),
+                "sipp_agents": agents.process.pid if agents.process else None,
+                "sipp_callers": callers.process.pid if callers.process else None,
+            }
+            others_before = {name: cpu_seconds(pid) for name, pid in others.items()}
+            # Read each second: a process that ended has no CPU time to read.
+            others_used = dict.fromkeys(others, 0.0)
             shown = 0
             while callers.process is not None and callers.process.returncode is None:
                 await asyncio.sleep(1)
+                for name, pid in others.items():
+                    used = cpu_seconds(pid) - others_before[name]
+                    others_used[name] = max(others_used[name], used)
                 rung = sum(len(r) for r in timeline.agent_rings.values())
                 if rung // 25 != shown // 25:
                     print(f"  {mode}: {rung}/{total} agent rings", flush=True)
                 shown = rung
                 if clock() - started > args.seconds + 180:
                     break
+            others_cpu = {name: used / (clock() - started) for name, used in others_used.items()}
             await callers.wait(timeout=30)
             measuring = False
+            tracing.close()
+            if slow is not None:
+                slow.report(mode)
             if daemon is not None and args.census:
                 print_census(mode)
         elapsed = clock() - started
@@ -459,6 +542,7 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
         "stuck": float(stuck),
         "cps": total / args.seconds,
         "cpu_percent": cpu * 100,
+        **{f"cpu_{name}_percent": share * 100 for name, share in others_cpu.items()},
         "mean_enqueue_ms": (statistics.mean(enqueue) * 1000) if enqueue else float("nan"),
         # The daemon's event loop: how late a 5 ms timer fires (anything the
         # loop did meanwhile delays every event), and full GC pauses.
@@ -507,6 +591,13 @@ if __name__ == "__main__":
         type=int,
         default=10,
         help="nice value of the sipp callers and agents (0: same priority as the daemon)",
+    )
+    cli.add_argument(
+        "--slow-callbacks",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="list the event-loop callbacks that ran at least MS milliseconds",
     )
     cli.add_argument(
         "--census", action="store_true", help="print the objects the GC walks at the end"
