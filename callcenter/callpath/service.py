@@ -92,6 +92,9 @@ log = structlog.get_logger("callcenter.callpath")
 
 TRANSFER_CONTEXT = "callcenter-transfer"
 RESTART = "restart"
+# An agent rung into another agent's conference is paused with this reason
+# while their leg is in the room: never offered a call meanwhile.
+CONFERENCE = "conference"
 # A placed agent leg has rung out (its Originate Timeout is the ring timeout)
 # or been answered this long after that at the latest: call set-up, slack.
 UNCONFIRMED_GRACE = 5.0
@@ -220,6 +223,10 @@ class CallPath:
         self.on_callback: Callable[[CallbackRow], None] | None = None
         self.on_records: Callable[[DecisionRow | AgentStateRow], None] | None = None
         self._held_for_restart: set[str] = set()
+        # Agents rung into a conference as its third party: leg -> agent,
+        # and agent -> leg while we hold them paused for it.
+        self._guest_legs: dict[str, str] = {}
+        self._guesting: dict[str, str] = {}
         # Extended agents' interactions this month before this daemon started
         # (set by the daemon from PostgreSQL): seeds the ACD's count at each
         # agent's first login, see agent_login.
@@ -484,6 +491,9 @@ class CallPath:
             now = self.clock.now()
             if row.state == "paused":
                 self._apply(self.acd.agent_pause(now, row.agent_id, row.reason or "restart"))
+                if row.reason == CONFERENCE:
+                    # Ready again unless adopt_calls finds them still in the room.
+                    self._held_for_restart.add(row.agent_id)
             elif row.state in ("reserved", "on_call", "wrap_up"):
                 self._apply(self.acd.agent_pause(now, row.agent_id, RESTART))
                 self._held_for_restart.add(row.agent_id)
@@ -518,7 +528,13 @@ class CallPath:
             peer = found_leg.caller
             room = tracker.bridge(channel.bridge_id) if channel.bridge_id else None
             if peer is None and room is not None and len(room.members) > 2:
-                continue  # rung into another agent's conference: a guest, not stale
+                # Rung into another agent's conference: a guest, not stale.
+                agent_id = found[0]
+                if agent_id in self._held_for_restart:  # paused "conference" before
+                    self._held_for_restart.discard(agent_id)
+                    self._guest_legs[channel.uniqueid] = agent_id
+                    self._guesting[agent_id] = channel.uniqueid
+                continue
             if peer is None:
                 log.warning("call.stale_leg_hung_up", leg=channel.uniqueid)
                 self._spawn_action(self._hangup_quietly(channel.uniqueid))
@@ -838,6 +854,8 @@ class CallPath:
     def _on_channel_gone(self, change: ChannelRemoved) -> None:
         uniqueid = change.channel.uniqueid
         now = self.clock.now()
+        if (guest := self._guest_legs.pop(uniqueid, None)) is not None:
+            self._guest_left(guest, uniqueid)
         if (interaction_id := self._by_caller.get(uniqueid)) is not None:
             record = self.calls.get(interaction_id)
             if record is None:
@@ -989,6 +1007,7 @@ class CallPath:
 
     def agent_ready(self, agent_id: str) -> None:
         self._apply(self.acd.agent_ready(self.clock.now(), agent_id))
+        self._guesting.pop(agent_id, None)  # their choice now, not the conference's
 
     def agent_pause(self, agent_id: str, reason: str) -> None:
         if reason not in self.site.pause_reasons:
@@ -996,10 +1015,22 @@ class CallPath:
                 f"unknown pause reason {reason!r} (known: {', '.join(self.site.pause_reasons)})"
             )
         self._apply(self.acd.agent_pause(self.clock.now(), agent_id, reason))
+        self._guesting.pop(agent_id, None)
 
     def agent_logout(self, agent_id: str) -> None:
         self._apply(self.acd.agent_logout(self.clock.now(), agent_id))
         self.agent_endpoints.pop(agent_id, None)
+        self._guesting.pop(agent_id, None)
+
+    def _guest_left(self, agent_id: str, leg: str) -> None:
+        """An agent's leg rung into a conference ended (left the room, or
+        never answered): ready again, unless they chose a state meanwhile."""
+        if self._guesting.get(agent_id) != leg:
+            return
+        del self._guesting[agent_id]
+        if self.acd.agent_state(agent_id) == "paused":
+            log.info("agent.left_conference", agent=agent_id)
+            self._apply(self.acd.agent_ready(self.clock.now(), agent_id))
 
     def end_wrapup(self, agent_id: str) -> None:
         self._apply(self.acd.wrapup_ended(self.clock.now(), agent_id))
@@ -1289,18 +1320,33 @@ class CallPath:
             setup = self.site.agents.get(agent)
             if setup is None:
                 raise RoutingError(f"unknown agent {agent!r}")
-            destination = self.agent_endpoints.get(agent, setup.endpoint)
+            if agent not in self.agent_endpoints or self.acd.agent_state(agent) != "ready":
+                # Busy, paused or logged out: never ring a phone that is
+                # on a call, nor someone who is away.
+                raise RoutingError(f"agent {agent!r} is not free for a conference")
+            destination = self.agent_endpoints[agent]
         room = "cc" + record.interaction_id.replace("-", "")[:12]
         record.context["conference"] = {"room": room, "with": number or agent}
         log.info("call.conference", interaction=record.interaction_id, room=room)
         await self.telephony.into_conference(room, record.agent_leg, record.caller_uniqueid)
-        await self.telephony.ring_into_conference(
-            room,
-            destination,
-            channel_id=self.telephony.new_channel_id(),
-            ring_timeout=self.site.queues[record.queue].ring_timeout,
-            caller_id=f'"Conference {record.queue}" <{record.caller_number or "anonymous"}>',
-        )
+        leg = self.telephony.new_channel_id()
+        if agent is not None:
+            # Held for the room until their leg ends: no call offered meanwhile.
+            self._apply(self.acd.agent_pause(self.clock.now(), agent, CONFERENCE))
+            self._guest_legs[leg] = agent
+            self._guesting[agent] = leg
+        try:
+            await self.telephony.ring_into_conference(
+                room,
+                destination,
+                channel_id=leg,
+                ring_timeout=self.site.queues[record.queue].ring_timeout,
+                caller_id=f'"Conference {record.queue}" <{record.caller_number or "anonymous"}>',
+            )
+        except AsteriskError:
+            if agent is not None and self._guest_legs.pop(leg, None) is not None:
+                self._guest_left(agent, leg)
+            raise
         return room
 
     def set_disposition(self, interaction_id: str, agent_id: str, code: str, notes: str) -> None:

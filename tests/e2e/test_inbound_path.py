@@ -501,6 +501,43 @@ async def test_three_way_conference_with_an_outside_number(
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
 
 
+async def test_three_way_conference_with_another_agent(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    joins: list[ConfbridgeJoin] = []
+    async with (
+        daemon(asterisk, tmp_path) as d,
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=300, talk_ms=6000),
+    ):
+        d.ami.subscribe(
+            lambda item: joins.append(item) if isinstance(item, ConfbridgeJoin) else None
+        )
+        d.callpath.agent_login("a01")
+        async with sipp_caller(asterisk.ports.sip, "3901", hangup_after_ms=12_000) as caller:
+            await until(
+                lambda: any(r.phase is Phase.CONNECTED for r in d.callpath.calls.values()),
+                what="connected",
+            )
+            d.callpath.agent_login("a02")
+            d.callpath.agent_pause("a02", "lunch")
+            status, body = await rest(d, "POST", "/api/agents/a01/conference", {"agent": "a02"})
+            assert status == 409, body  # away: their phone is not rung
+            assert "not free" in str(body)
+            d.callpath.agent_ready("a02")
+            status, body = await rest(d, "POST", "/api/agents/a01/conference", {"agent": "a02"})
+            assert status == 200, body
+            await until(lambda: len(joins) >= 3, what="three in the room")
+            names = sorted(j.snapshot.channel.split("-")[0] for j in joins)
+            assert names == ["PJSIP/agent11", "PJSIP/agent12", "PJSIP/trunk"]
+            # In the room, a02 is offered nothing; when their phone leaves
+            # it (after its talk time), they are free again.
+            assert d.acd.agent_state("a02") == "paused"
+            assert d.acd.agents["a02"].pause_reason == "conference"
+            await until(lambda: d.acd.agent_state("a02") == "ready", timeout=20, what="a02 free")
+            await caller.wait(timeout=30)
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")
+
+
 @pytest.mark.parametrize("finish", ["complete", "cancel"])
 async def test_attended_transfer_consult_then_complete_or_cancel(
     asterisk: AsteriskInstance, tmp_path: Path, finish: str

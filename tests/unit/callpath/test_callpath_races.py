@@ -30,7 +30,7 @@ from callcenter.adapters.telephony import Telephony
 from callcenter.callpath.service import CallPath, CallRecord, Phase
 from callcenter.callpath.site import Site
 from callcenter.clock import ManualClock
-from callcenter.errors import OriginateUnconfirmed
+from callcenter.errors import OriginateUnconfirmed, RoutingError
 from callcenter.flows.inbound import Qualification, Resume, WaitSettings, wait_in_queue
 from callcenter.protocol.agi import AgiRequest
 from callcenter.protocol.ami import AmiFrame, AmiParser
@@ -44,6 +44,7 @@ from callcenter.protocol.ami_events import (
     parse_event,
 )
 from callcenter.protocol.channels import ChannelTracker, OriginateResult
+from callcenter.store.rows import AgentStateRow
 from callcenter.testing.waiting import until
 
 FIXTURES = Path(__file__).parent.parent.parent / "fixtures" / "ami"
@@ -116,6 +117,15 @@ class FakeTelephony:
 
     async def resume(self, agent_leg: str) -> None:
         self.moves.append(("resume", agent_leg))
+
+    async def into_conference(self, room: str, channel: str, other: str) -> None:
+        self.moves.append(("conference", channel))
+
+    async def ring_into_conference(
+        self, room: str, destination: str, *, channel_id: str, **_: Any
+    ) -> str:
+        self.rings.append((destination, room, channel_id))
+        return channel_id
 
 
 def make_path(*channel_ids: str, site: Site = SITE) -> tuple[CallPath, FakeTelephony, ManualClock]:
@@ -739,10 +749,87 @@ async def test_a_restarted_daemon_takes_over_a_three_way_conference() -> None:
     assert record.context["conference"] == {"room": "ccroom1", "with": None}
     assert path.acd.agent_state("a01") == "on_call"
     # The agent leaves the room: the interaction is over.
-    gone = AmiFrame.of(
-        ("Event", "Hangup"), ("Channel", "PJSIP/agent1-00000001"), ("ChannelState", "6"),
-        ("Uniqueid", LEG), ("Linkedid", CALLER), ("Cause", "16"),
-    )  # fmt: skip
-    feed(path, tracker, [parse_event(gone)])
+    feed(path, tracker, [gone(LEG, "PJSIP/agent1-00000001")])
     assert record.phase is Phase.COMPLETED
+    await path.stop()
+
+
+def gone(uniqueid: str, name: str) -> AmiEvent:
+    frame = AmiFrame.of(
+        ("Event", "Hangup"), ("Channel", name), ("ChannelState", "6"),
+        ("Uniqueid", uniqueid), ("Linkedid", CALLER), ("Cause", "16"),
+    )  # fmt: skip
+    return parse_event(frame)
+
+
+async def test_an_agent_rung_into_a_conference_is_offered_no_call_until_they_leave() -> None:
+    guest, second = "cc-node1-2", "node1-1795504424.8"
+    path, telephony, _clock = make_path(LEG, guest, "cc-node1-3")
+    tracker = ChannelTracker("node1")
+    record = enqueue_and_ring(path, telephony)
+    path.on_change(OriginateResult("node1", None, LEG, True, 4))
+    assert record.phase is Phase.CONNECTED
+    path.agent_login("a02", "agent2")
+    room = await path.conference("a01", agent="a02")
+    assert telephony.rings[-1] == ("agent2", room, guest)
+    assert path.acd.agent_state("a02") == "paused"
+    # A caller arrives meanwhile: agent2's phone, in the room, is not rung.
+    waiting, _settings = path.arrive(as_session(Session(request(second))), "3901")
+    await asyncio.sleep(0)
+    assert waiting.phase is Phase.WAITING
+    assert len(telephony.rings) == 2
+    # agent2 leaves the room: free again, and rung for the waiting caller.
+    tracker.resync([core_show(guest, "PJSIP/agent2-00000002", "conf-1", "default")], [])
+    feed(path, tracker, [gone(guest, "PJSIP/agent2-00000002")])
+    assert waiting.phase is Phase.RINGING
+    await asyncio.sleep(0)
+    assert telephony.rings[-1][:2] == ("agent2", second)
+    await path.stop()
+
+
+@pytest.mark.parametrize("state", ["paused", "on_call", "logged_out"])
+async def test_a_conference_with_an_agent_who_is_not_free_is_refused(state: str) -> None:
+    path, telephony, _clock = make_path(LEG, "cc-node1-2", "cc-node1-3")
+    record = enqueue_and_ring(path, telephony)
+    path.on_change(OriginateResult("node1", None, LEG, True, 4))
+    if state != "logged_out":
+        path.agent_login("a02", "agent2")
+    if state == "paused":
+        path.agent_pause("a02", "lunch")
+    elif state == "on_call":
+        other, _settings = path.arrive(as_session(Session(request("node1-1795504424.8"))), "3901")
+        path.on_change(OriginateResult("node1", None, "cc-node1-2", True, 4))
+        assert other.phase is Phase.CONNECTED
+    rings = list(telephony.rings)
+    with pytest.raises(RoutingError, match="not free"):
+        await path.conference("a01", agent="a02")
+    # Nothing happened: no room, no ring, the call as it was.
+    assert telephony.rings == rings
+    assert ("conference", LEG) not in telephony.moves
+    assert "conference" not in record.context
+    await path.stop()
+
+
+@pytest.mark.parametrize("still_in_the_room", [True, False])
+async def test_a_restarted_daemon_keeps_a_conference_guest_paused_while_in_the_room(
+    still_in_the_room: bool,
+) -> None:
+    path, telephony, _clock = make_path()
+    path.restore_agents([AgentStateRow("a02", "paused", reason="conference", since=0.0)])
+    tracker = ChannelTracker("node1")
+    guest = "cc-node1-9"
+    channels = [
+        core_show(CALLER, CALLER_NAME, "conf-1", "callcenter-conference", exten="ccroom1"),
+        core_show("node1-1795504424.3", "PJSIP/trunk-00000003", "conf-1", "default"),
+    ]
+    if still_in_the_room:
+        channels.append(core_show(guest, "PJSIP/agent2-00000002", "conf-1", "default"))
+    for change in tracker.resync(channels, [bridge_item("conf-1")]):
+        path.on_change(change)
+    await path.adopt_calls(tracker)
+    assert telephony.hangups == []
+    assert path.acd.agent_state("a02") == ("paused" if still_in_the_room else "ready")
+    if still_in_the_room:
+        feed(path, tracker, [gone(guest, "PJSIP/agent2-00000002")])
+        assert path.acd.agent_state("a02") == "ready"
     await path.stop()
