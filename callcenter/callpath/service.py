@@ -868,6 +868,14 @@ class CallPath:
                 if leg is not None:
                     self._spawn_action(self._hangup_quietly(leg))
             elif record.phase is Phase.CONNECTED:
+                if "conference" in record.context and record.agent_leg is not None:
+                    # The agent talks on with the third party: the agent's
+                    # call, and the interaction, end when they leave the room
+                    # (before, the agent went to wrap-up, then was rung for
+                    # the next caller in the middle of the conference).
+                    log.info("call.caller_left_conference", interaction=record.interaction_id)
+                    del self._by_caller[uniqueid]
+                    return
                 if record.held_since is not None and record.agent_leg is not None:
                     # The agent's leg waits alone in callcenter-held: end it.
                     self._spawn_action(self._hangup_quietly(record.agent_leg))

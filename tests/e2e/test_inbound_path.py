@@ -501,6 +501,33 @@ async def test_three_way_conference_with_an_outside_number(
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
 
 
+async def test_a_caller_who_leaves_a_conference_leaves_the_agent_on_their_call(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    async with (
+        daemon(asterisk, tmp_path) as d,
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=300, talk_ms=9000),
+        sipp_agents(asterisk.ports.sip, port=asterisk.ports.trunk, answer_ms=300, talk_ms=12_000),
+    ):
+        d.callpath.agent_login("a01")
+        async with sipp_caller(asterisk.ports.sip, "3901", hangup_after_ms=5000) as caller:
+            await until(
+                lambda: any(r.phase is Phase.CONNECTED for r in d.callpath.calls.values()),
+                what="connected",
+            )
+            [record] = list(d.callpath.calls.values())
+            await d.callpath.conference("a01", number="0698765432")
+            await caller.wait(timeout=30)
+        # The caller is gone; the agent talks on with the third party. Before,
+        # the agent went to wrap-up, then ready, in the middle of it.
+        await until(lambda: d.tracker.channel(record.caller_uniqueid) is None, what="caller gone")
+        assert record.phase is Phase.CONNECTED
+        assert d.acd.agent_state("a01") == "on_call"
+        await until(lambda: record.phase is Phase.COMPLETED, timeout=20, what="agent left")
+        # The third party hangs up last (their phone, still running, sends BYE).
+        await until(lambda: asterisk.active_channels() == 0, timeout=20, what="no channels left")
+
+
 async def test_three_way_conference_with_another_agent(
     asterisk: AsteriskInstance, tmp_path: Path
 ) -> None:

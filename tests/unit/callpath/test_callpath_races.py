@@ -833,3 +833,26 @@ async def test_a_restarted_daemon_keeps_a_conference_guest_paused_while_in_the_r
         feed(path, tracker, [gone(guest, "PJSIP/agent2-00000002")])
         assert path.acd.agent_state("a02") == "ready"
     await path.stop()
+
+
+async def test_a_caller_who_leaves_a_conference_leaves_the_agent_on_their_call() -> None:
+    path, telephony, _clock = make_path(LEG, "cc-node1-2")
+    tracker = ChannelTracker("node1")
+    record = enqueue_and_ring(path, telephony)
+    path.on_change(OriginateResult("node1", None, LEG, True, 4))
+    await path.conference("a01", number="0698765432")
+    tracker.resync(
+        [
+            core_show(CALLER, CALLER_NAME, "conf-1", "callcenter-conference"),
+            core_show(LEG, "PJSIP/agent1-00000001", "conf-1", "callcenter-conference"),
+        ],
+        [bridge_item("conf-1")],
+    )
+    feed(path, tracker, [gone(CALLER, CALLER_NAME)])
+    # The agent talks on with the third party: still on this call, not in
+    # wrap-up (and so never rung for the next caller meanwhile).
+    assert record.phase is Phase.CONNECTED
+    assert path.acd.agent_state("a01") == "on_call"
+    feed(path, tracker, [gone(LEG, "PJSIP/agent1-00000001")])
+    assert record.phase is Phase.COMPLETED
+    await path.stop()
