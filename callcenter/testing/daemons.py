@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 
+from callcenter.callpath.phases import Phase
 from callcenter.clock import Clock
 from callcenter.config import Settings
 from callcenter.crm.csv_import import import_csv
@@ -47,6 +48,11 @@ nodes:
     priority: 1
 """
 """A two-way menu (1 ventes, 2 support with priority 1) for IVR tests."""
+
+
+def connected(d: Daemon) -> bool:
+    """Some caller of ``d`` is connected to an agent (a predicate for ``until``)."""
+    return any(r.phase is Phase.CONNECTED for r in d.callpath.calls.values())
 
 
 def ivr_test_scripts(folder: Path) -> Path:

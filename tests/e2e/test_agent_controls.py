@@ -12,7 +12,7 @@ import pytest
 
 from callcenter.callpath.service import Phase
 from callcenter.protocol.ami_events import ChanSpyStart, DTMFEnd
-from callcenter.testing.daemons import rest, running_daemon
+from callcenter.testing.daemons import connected, rest, running_daemon
 from callcenter.testing.instances import AsteriskInstance
 from callcenter.testing.sipp import sipp_agents, sipp_caller
 from callcenter.testing.waiting import until
@@ -59,10 +59,7 @@ async def test_hold_resume_and_hangup_from_the_desktop(
         sipp_caller(asterisk.ports.sip, "3901") as caller,
     ):
         d.callpath.agent_login("a01")
-        await until(
-            lambda: any(r.phase is Phase.CONNECTED for r in d.callpath.calls.values()),
-            what="connected",
-        )
+        await until(lambda: connected(d), what="connected")
         [record] = list(d.callpath.calls.values())
         await until(lambda: channel_apps(asterisk).count("Bridge") == 1, what="bridged")
 
@@ -98,10 +95,7 @@ async def test_caller_hanging_up_during_hold_frees_the_agent(
         sipp_caller(asterisk.ports.sip, "3901", hangup_after_ms=4000) as caller,
     ):
         d.callpath.agent_login("a01")
-        await until(
-            lambda: any(r.phase is Phase.CONNECTED for r in d.callpath.calls.values()),
-            what="connected",
-        )
+        await until(lambda: connected(d), what="connected")
         [record] = list(d.callpath.calls.values())
         assert (await rest(d, "POST", "/api/agents/a01/hold"))[0] == 200
         await caller.wait(timeout=20)
@@ -120,10 +114,7 @@ async def test_a_call_on_hold_survives_a_daemon_restart(
     ):
         async with running_daemon(asterisk, tmp_path, SITE) as first:
             first.callpath.agent_login("a01")
-            await until(
-                lambda: any(r.phase is Phase.CONNECTED for r in first.callpath.calls.values()),
-                what="connected",
-            )
+            await until(lambda: connected(first), what="connected")
             [before] = list(first.callpath.calls.values())
             await until(lambda: channel_apps(asterisk).count("Bridge") == 1, what="bridged")
             await first.callpath.hold("a01")
@@ -250,10 +241,7 @@ async def test_supervisor_switches_coaching_mode_without_ringing_again(
     ):
         d.ami.subscribe(seen)
         d.callpath.agent_login("a01")
-        await until(
-            lambda: any(r.phase is Phase.CONNECTED for r in d.callpath.calls.values()),
-            what="connected",
-        )
+        await until(lambda: connected(d), what="connected")
         listen = {"agent": "a01", "mode": "listen"}
         status, first = await rest(d, "POST", "/api/supervisors/s1/coach", listen)
         assert status == 200, first
@@ -285,10 +273,7 @@ async def test_agent_hanging_up_during_hold_sends_the_caller_to_the_after_call_s
         sipp_caller(asterisk.ports.sip, "3901") as caller,
     ):
         d.callpath.agent_login("a01")
-        await until(
-            lambda: any(r.phase is Phase.CONNECTED for r in d.callpath.calls.values()),
-            what="connected",
-        )
+        await until(lambda: connected(d), what="connected")
         [record] = list(d.callpath.calls.values())
         assert d.agi.stats.sessions == 1  # the caller's time in queue
         assert (await rest(d, "POST", "/api/agents/a01/hold"))[0] == 200

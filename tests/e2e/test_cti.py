@@ -16,9 +16,8 @@ import aiohttp
 import asyncpg
 import pytest
 
-from callcenter.callpath.service import Phase
 from callcenter.daemon import Daemon
-from callcenter.testing.daemons import rest, running_daemon
+from callcenter.testing.daemons import connected, rest, running_daemon
 from callcenter.testing.databases import fresh_database
 from callcenter.testing.instances import AsteriskInstance
 from callcenter.testing.sipp import sipp_agents, sipp_caller
@@ -226,10 +225,7 @@ async def test_socket_cut_while_ringing_resumes_with_the_missed_events_in_order(
             assert ringing["data"]["number"] == "0612345678"
             assert desk.ws is not None
             await desk.ws.close()  # the network blips while the phone rings
-            await until(
-                lambda: any(r.phase is Phase.CONNECTED for r in d.callpath.calls.values()),
-                what="answered while the desktop was away",
-            )
+            await until(lambda: connected(d), what="answered while the desktop was away")
             await until(lambda: d.acd.agent_state("a01") == "wrap_up", what="hung up")
             back = Socket(d, http)
             resumed = await back.open({"token": token, "epoch": epoch, "after": ringing["seq"]})

@@ -21,7 +21,7 @@ from callcenter.callpath.service import Phase
 from callcenter.daemon import Daemon
 from callcenter.protocol.ami_events import ChanSpyStart
 from callcenter.store.users import seed_site_users
-from callcenter.testing.daemons import REPO, running_daemon
+from callcenter.testing.daemons import REPO, connected, running_daemon
 from callcenter.testing.databases import fresh_database
 from callcenter.testing.instances import AsteriskInstance
 from callcenter.testing.sipp import sipp_agents, sipp_caller
@@ -112,10 +112,7 @@ async def test_agent_desktop_and_supervisor_wallboard_on_a_real_call(
             await expect(agent_page.locator("#vip")).to_be_visible()
             await expect(agent_page.locator("#screenpop-number")).to_have_text("0612345678")
 
-            await until(
-                lambda: any(r.phase is Phase.CONNECTED for r in d.callpath.calls.values()),
-                what="answered",
-            )
+            await until(lambda: connected(d), what="answered")
             [record] = [r for r in d.callpath.calls.values() if r.phase is Phase.CONNECTED]
             await expect(agent_page.locator("#state")).to_have_attribute("data-state", "on_call")
 

@@ -22,7 +22,7 @@ from pydub import AudioSegment
 from callcenter.callpath.service import CallRecord, Phase
 from callcenter.daemon import Daemon
 from callcenter.protocol.ami_events import ChanSpyStart, ConfbridgeJoin
-from callcenter.testing.daemons import ivr_test_scripts, rest, running_daemon
+from callcenter.testing.daemons import connected, ivr_test_scripts, rest, running_daemon
 from callcenter.testing.databases import fresh_database
 from callcenter.testing.instances import AsteriskInstance
 from callcenter.testing.sipp import sipp_agents, sipp_busy, sipp_caller
@@ -279,10 +279,7 @@ async def test_supervisor_coaches_a_live_call_from_rest(
         status, body = await rest(d, "POST", "/api/supervisors/s1/coach", coach)
         assert status == 409  # no call in progress
         async with sipp_caller(asterisk.ports.sip, "3901") as caller:
-            await until(
-                lambda: any(r.phase is Phase.CONNECTED for r in d.callpath.calls.values()),
-                what="connected",
-            )
+            await until(lambda: connected(d), what="connected")
             [record] = list(d.callpath.calls.values())
             status, body = await rest(d, "POST", "/api/supervisors/s1/coach", coach)
             assert status == 200, body
@@ -409,10 +406,7 @@ async def test_blind_transfer_to_a_queue_carries_the_context_and_dispositions(
     ):
         d.callpath.agent_login("a01")
         async with sipp_caller(asterisk.ports.sip, "3901", hangup_after_ms=9000) as caller:
-            await until(
-                lambda: any(r.phase is Phase.CONNECTED for r in d.callpath.calls.values()),
-                what="connected to a01",
-            )
+            await until(lambda: connected(d), what="connected to a01")
             [first] = list(d.callpath.calls.values())
             first.context["customer"] = {"id": "C-42", "vip": True}
             d.callpath.agent_login("a02")
@@ -482,10 +476,7 @@ async def test_three_way_conference_with_an_outside_number(
         )
         d.callpath.agent_login("a01")
         async with sipp_caller(asterisk.ports.sip, "3901", hangup_after_ms=9000) as caller:
-            await until(
-                lambda: any(r.phase is Phase.CONNECTED for r in d.callpath.calls.values()),
-                what="connected",
-            )
+            await until(lambda: connected(d), what="connected")
             [record] = list(d.callpath.calls.values())
             status, body = await rest(
                 d, "POST", "/api/agents/a01/conference", {"number": "0698765432"}
@@ -511,10 +502,7 @@ async def test_a_caller_who_leaves_a_conference_leaves_the_agent_on_their_call(
     ):
         d.callpath.agent_login("a01")
         async with sipp_caller(asterisk.ports.sip, "3901", hangup_after_ms=5000) as caller:
-            await until(
-                lambda: any(r.phase is Phase.CONNECTED for r in d.callpath.calls.values()),
-                what="connected",
-            )
+            await until(lambda: connected(d), what="connected")
             [record] = list(d.callpath.calls.values())
             await d.callpath.conference("a01", number="0698765432")
             await caller.wait(timeout=30)
@@ -541,10 +529,7 @@ async def test_three_way_conference_with_another_agent(
         )
         d.callpath.agent_login("a01")
         async with sipp_caller(asterisk.ports.sip, "3901", hangup_after_ms=12_000) as caller:
-            await until(
-                lambda: any(r.phase is Phase.CONNECTED for r in d.callpath.calls.values()),
-                what="connected",
-            )
+            await until(lambda: connected(d), what="connected")
             d.callpath.agent_login("a02")
             d.callpath.agent_pause("a02", "lunch")
             status, body = await rest(d, "POST", "/api/agents/a01/conference", {"agent": "a02"})
@@ -576,10 +561,7 @@ async def test_attended_transfer_consult_then_complete_or_cancel(
     ):
         d.callpath.agent_login("a01")
         async with sipp_caller(asterisk.ports.sip, "3901", hangup_after_ms=12_000) as caller:
-            await until(
-                lambda: any(r.phase is Phase.CONNECTED for r in d.callpath.calls.values()),
-                what="connected",
-            )
+            await until(lambda: connected(d), what="connected")
             [record] = list(d.callpath.calls.values())
             assert record.agent_leg is not None
             status, body = await rest(
@@ -633,10 +615,7 @@ async def test_a_consultation_in_progress_survives_a_daemon_restart(
     ):
         async with daemon(asterisk, tmp_path) as first:
             first.callpath.agent_login("a01")
-            await until(
-                lambda: any(r.phase is Phase.CONNECTED for r in first.callpath.calls.values()),
-                what="connected",
-            )
+            await until(lambda: connected(first), what="connected")
             [before] = list(first.callpath.calls.values())
             await first.callpath.consult("a01", "0698765432")
             await until(
@@ -682,10 +661,7 @@ async def test_a_three_way_conference_survives_a_daemon_restart(
                 lambda item: joins.append(item) if isinstance(item, ConfbridgeJoin) else None
             )
             first.callpath.agent_login("a01")
-            await until(
-                lambda: any(r.phase is Phase.CONNECTED for r in first.callpath.calls.values()),
-                what="connected",
-            )
+            await until(lambda: connected(first), what="connected")
             [before] = list(first.callpath.calls.values())
             room = await first.callpath.conference("a01", number="0698765432")
             await until(lambda: len(joins) >= 3, what="three in the room")
@@ -760,10 +736,7 @@ async def test_connected_call_and_agent_states_survive_a_daemon_restart(
             first.callpath.agent_login("a02")
             first.callpath.agent_pause("a02", "lunch")
             first.callpath.agent_login("a01")
-            await until(
-                lambda: any(r.phase is Phase.CONNECTED for r in first.callpath.calls.values()),
-                what="connected",
-            )
+            await until(lambda: connected(first), what="connected")
             [before] = list(first.callpath.calls.values())
         # A new daemon while the call goes on: it finds the call and the agents.
         async with daemon(asterisk, tmp_path, url) as second:
@@ -859,10 +832,7 @@ async def test_blind_transfer_to_a_named_agent_goes_to_that_agent_only(
     ):
         d.callpath.agent_login("a01")
         async with sipp_caller(asterisk.ports.sip, "3901", hangup_after_ms=8000) as caller:
-            await until(
-                lambda: any(r.phase is Phase.CONNECTED for r in d.callpath.calls.values()),
-                what="connected to a01",
-            )
+            await until(lambda: connected(d), what="connected to a01")
             # a02 is paused: the transferred caller waits for them, nobody else.
             d.callpath.agent_login("a02")
             d.callpath.agent_pause("a02", "break")
