@@ -143,3 +143,8 @@ async def test_agent_desktop_and_supervisor_wallboard_on_a_real_call(
             assert result.ok, result.errors or result.stderr
         await expect(agent_page.locator("#state")).to_have_attribute("data-state", "wrap_up")
         await expect(row).to_have_attribute("data-state", "wrap_up")
+        # The pause reason reads in the page's language, on both screens.
+        await agent_page.select_option("#pause-reason", "lunch")
+        await agent_page.click("#btn-pause")
+        await expect(agent_page.locator("#state")).to_have_text("En pause (Déjeuner)")
+        await expect(row).to_contain_text("En pause (Déjeuner)")

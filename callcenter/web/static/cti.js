@@ -14,6 +14,14 @@ const CTI = (() => {
     return text;
   }
 
+  // The translation of a configured value (a pause reason, a disposition
+  // code) under "prefix.value"; the value itself when there is none.
+  function label(prefix, value) {
+    const key = `${prefix}.${value.replace(/[- ]/g, "_")}`;
+    const text = t(key);
+    return text === key ? value : text;
+  }
+
   function setLang(value) {
     lang = value;
     store.setItem("cc.lang", value);
@@ -147,6 +155,6 @@ const CTI = (() => {
     return div.innerHTML;
   }
 
-  return { t, setLang, translate, api, login, who, logoutLocal, connect, since, escape,
+  return { t, label, setLang, translate, api, login, who, logoutLocal, connect, since, escape,
     get lang() { return lang; } };
 })();

@@ -21,7 +21,7 @@
     const state = agent ? agent.state : "logged_out";
     const el = $("state");
     el.dataset.state = state;
-    el.textContent = CTI.t(`state.${state}`) + (agent && agent.reason ? ` (${agent.reason})` : "");
+    el.textContent = CTI.t(`state.${state}`) + (agent && agent.reason ? ` (${CTI.label("pause", agent.reason)})` : "");
     $("btn-login").disabled = state !== "logged_out";
     $("btn-ready").disabled = !["paused", "logged_out"].includes(state) && state !== "wrap_up";
     $("btn-pause").disabled = state === "logged_out" || state === "paused";
@@ -114,9 +114,7 @@
   function fillChoices(select, values, prefix) {
     select.innerHTML = "";
     for (const value of values || []) {
-      const key = `${prefix}.${value.replace(/[- ]/g, "_")}`;
-      const label = CTI.t(key);
-      select.add(new Option(label === key ? value : label, value));
+      select.add(new Option(CTI.label(prefix, value), value));
     }
   }
 

@@ -72,7 +72,7 @@
       row.insertCell().textContent = `${a.name} (${a.agent})`;
       const state = row.insertCell();
       state.className = `state state-${a.state}`;
-      state.textContent = CTI.t(`state.${a.state}`) + (a.reason ? ` (${a.reason})` : "");
+      state.textContent = CTI.t(`state.${a.state}`) + (a.reason ? ` (${CTI.label("pause", a.reason)})` : "");
       const since = row.insertCell();
       since.className = "since";
       since.dataset.since = a.since || "";
