@@ -223,10 +223,9 @@ class CallPath:
         self.on_callback: Callable[[CallbackRow], None] | None = None
         self.on_records: Callable[[DecisionRow | AgentStateRow], None] | None = None
         self._held_for_restart: set[str] = set()
-        # Agents rung into a conference as its third party: leg -> agent,
-        # and agent -> leg while we hold them paused for it.
+        # Agents rung into a conference as its third party, held paused for
+        # it: their leg -> agent (dropped when the agent picks a state).
         self._guest_legs: dict[str, str] = {}
-        self._guesting: dict[str, str] = {}
         # Extended agents' interactions this month before this daemon started
         # (set by the daemon from PostgreSQL): seeds the ACD's count at each
         # agent's first login, see agent_login.
@@ -533,7 +532,6 @@ class CallPath:
                 if agent_id in self._held_for_restart:  # paused "conference" before
                     self._held_for_restart.discard(agent_id)
                     self._guest_legs[channel.uniqueid] = agent_id
-                    self._guesting[agent_id] = channel.uniqueid
                 continue
             if peer is None:
                 log.warning("call.stale_leg_hung_up", leg=channel.uniqueid)
@@ -855,7 +853,7 @@ class CallPath:
         uniqueid = change.channel.uniqueid
         now = self.clock.now()
         if (guest := self._guest_legs.pop(uniqueid, None)) is not None:
-            self._guest_left(guest, uniqueid)
+            self._guest_left(guest)
         if (interaction_id := self._by_caller.get(uniqueid)) is not None:
             record = self.calls.get(interaction_id)
             if record is None:
@@ -1015,7 +1013,7 @@ class CallPath:
 
     def agent_ready(self, agent_id: str) -> None:
         self._apply(self.acd.agent_ready(self.clock.now(), agent_id))
-        self._guesting.pop(agent_id, None)  # their choice now, not the conference's
+        self._forget_guest(agent_id)  # their choice now, not the conference's
 
     def agent_pause(self, agent_id: str, reason: str) -> None:
         if reason not in self.site.pause_reasons:
@@ -1023,19 +1021,21 @@ class CallPath:
                 f"unknown pause reason {reason!r} (known: {', '.join(self.site.pause_reasons)})"
             )
         self._apply(self.acd.agent_pause(self.clock.now(), agent_id, reason))
-        self._guesting.pop(agent_id, None)
+        self._forget_guest(agent_id)
 
     def agent_logout(self, agent_id: str) -> None:
         self._apply(self.acd.agent_logout(self.clock.now(), agent_id))
         self.agent_endpoints.pop(agent_id, None)
-        self._guesting.pop(agent_id, None)
+        self._forget_guest(agent_id)
 
-    def _guest_left(self, agent_id: str, leg: str) -> None:
+    def _forget_guest(self, agent_id: str) -> None:
+        for leg in [leg for leg, guest in self._guest_legs.items() if guest == agent_id]:
+            del self._guest_legs[leg]
+
+    def _guest_left(self, agent_id: str) -> None:
         """An agent's leg rung into a conference ended (left the room, or
-        never answered): ready again, unless they chose a state meanwhile."""
-        if self._guesting.get(agent_id) != leg:
-            return
-        del self._guesting[agent_id]
+        never answered): ready again. A state the agent chose meanwhile
+        dropped the leg already (:meth:`_forget_guest`)."""
         if self.acd.agent_state(agent_id) == "paused":
             log.info("agent.left_conference", agent=agent_id)
             self._apply(self.acd.agent_ready(self.clock.now(), agent_id))
@@ -1342,7 +1342,6 @@ class CallPath:
             # Held for the room until their leg ends: no call offered meanwhile.
             self._apply(self.acd.agent_pause(self.clock.now(), agent, CONFERENCE))
             self._guest_legs[leg] = agent
-            self._guesting[agent] = leg
         try:
             await self.telephony.ring_into_conference(
                 room,
@@ -1352,8 +1351,8 @@ class CallPath:
                 caller_id=f'"Conference {record.queue}" <{record.caller_number or "anonymous"}>',
             )
         except AsteriskError:
-            if agent is not None and self._guest_legs.pop(leg, None) is not None:
-                self._guest_left(agent, leg)
+            if (guest := self._guest_legs.pop(leg, None)) is not None:
+                self._guest_left(guest)
             raise
         return room
 
