@@ -238,9 +238,13 @@ class Telephony:
             raise AsteriskError(f"{channel} is not bridged with anyone")
         return peer
 
-    async def into_conference(self, room: str, channel: str, other: str) -> None:
-        """Move two bridged channels into ConfBridge ``room`` together."""
+    async def into_conference(self, room: str, channel: str, other: str, *, party: str) -> None:
+        """Move two bridged channels into ConfBridge ``room`` together.
+        ``party`` (the third one's number or agent) is kept on ``channel`` as
+        ``CC_CONFERENCE_WITH``, for a daemon that takes the call over."""
         _check_token(room, "conference room")
+        _check_token(party, "conference party")
+        await self._setvar(channel, "CC_CONFERENCE_WITH", party)
         await self.ami.send(
             "Redirect",
             {

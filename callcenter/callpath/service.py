@@ -192,6 +192,7 @@ class _LegTakenOver:
     on_hold: bool = False
     consult: dict[str, object] | None = None
     conference: str | None = None  # the ConfBridge room
+    conference_with: str | None = None  # the third party: a number or an agent
 
 
 class CallPath:
@@ -567,7 +568,10 @@ class CallPath:
                 _path=self,
             )
             if found_leg.conference is not None:
-                record.context["conference"] = {"room": found_leg.conference, "with": None}
+                record.context["conference"] = {
+                    "room": found_leg.conference,
+                    "with": found_leg.conference_with,
+                }
             self.calls[interaction] = record
             self._by_caller[peer.uniqueid] = interaction
             self._by_leg[channel.uniqueid] = interaction
@@ -628,7 +632,8 @@ class CallPath:
         if leg.context == HELD_CONTEXT:
             return _LegTakenOver(caller, on_hold=True)
         if leg.context == CONFERENCE_CONTEXT:
-            return _LegTakenOver(caller, conference=leg.exten)
+            party = await self.telephony.variable(leg.uniqueid, "CC_CONFERENCE_WITH")
+            return _LegTakenOver(caller, conference=leg.exten, conference_with=party or None)
         consult: dict[str, object] = {
             "number": leg.exten,
             "target": peer.uniqueid if peer is not None else None,
@@ -1336,7 +1341,9 @@ class CallPath:
         room = "cc" + record.interaction_id.replace("-", "")[:12]
         record.context["conference"] = {"room": room, "with": number or agent}
         log.info("call.conference", interaction=record.interaction_id, room=room)
-        await self.telephony.into_conference(room, record.agent_leg, record.caller_uniqueid)
+        await self.telephony.into_conference(
+            room, record.agent_leg, record.caller_uniqueid, party=number or str(agent)
+        )
         leg = self.telephony.new_channel_id()
         if agent is not None:
             # Held for the room until their leg ends: no call offered meanwhile.

@@ -672,7 +672,8 @@ async def test_a_three_way_conference_survives_a_daemon_restart(
             [record] = list(second.callpath.calls.values())
             assert record.interaction_id == before.interaction_id
             assert record.caller_uniqueid == before.caller_uniqueid
-            assert record.context["conference"] == {"room": room, "with": None}
+            # The same context as before the restart, read back from the agent's leg.
+            assert record.context["conference"] == {"room": room, "with": "0698765432"}
             assert second.acd.agent_state("a01") == "on_call"
             in_room = second.tracker.channel(record.caller_uniqueid)
             assert in_room is not None

@@ -118,8 +118,9 @@ class FakeTelephony:
     async def resume(self, agent_leg: str) -> None:
         self.moves.append(("resume", agent_leg))
 
-    async def into_conference(self, room: str, channel: str, other: str) -> None:
+    async def into_conference(self, room: str, channel: str, other: str, *, party: str) -> None:
         self.moves.append(("conference", channel))
+        self.variables[(channel, "CC_CONFERENCE_WITH")] = party
 
     async def ring_into_conference(
         self, room: str, destination: str, *, channel_id: str, **_: Any
@@ -737,6 +738,7 @@ async def test_a_restarted_daemon_takes_over_a_three_way_conference() -> None:
         (LEG, "CC_INTERACTION"): "i-conf",
         (LEG, "CC_QUEUE"): "support",
         (LEG, "CC_CALLER"): CALLER,
+        (LEG, "CC_CONFERENCE_WITH"): "a02",
     }
     for change in tracker.resync(channels, [bridge_item("conf-1")]):
         path.on_change(change)
@@ -746,7 +748,8 @@ async def test_a_restarted_daemon_takes_over_a_three_way_conference() -> None:
     assert telephony.hangups == []
     record = path.calls["i-conf"]
     assert (record.caller_uniqueid, record.agent_id) == (CALLER, "a01")
-    assert record.context["conference"] == {"room": "ccroom1", "with": None}
+    # Who the third party is comes from the agent's leg.
+    assert record.context["conference"] == {"room": "ccroom1", "with": "a02"}
     assert path.acd.agent_state("a01") == "on_call"
     # The agent leaves the room: the interaction is over.
     feed(path, tracker, [gone(LEG, "PJSIP/agent1-00000001")])
