@@ -25,6 +25,10 @@ daemon read the call's end, which delays its Originate.
 
     .venv/bin/python bench/e2e_load.py [--cps 4] [--seconds 30] [--agents 16] [--talk 3.5]
     .venv/bin/python bench/e2e_load.py --cps 30 --seconds 60 --agents 320 --talk 9.5 --no-audio
+
+The daemon runs on uvloop, as under ``callcenter run``; ``--loop asyncio``
+runs it on the standard loop (needed by ``--slow-callbacks``, which times
+that loop's callbacks).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+import uvloop
 from pydantic import SecretStr
 
 from callcenter.adapters.ami import AmiClient, StreamItem
@@ -611,4 +616,16 @@ if __name__ == "__main__":
     cli.add_argument(
         "--no-audio", dest="audio", action="store_false", help="agents send no RTP (big runs)"
     )
-    asyncio.run(main(cli.parse_args()))
+    cli.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="the daemon's event loop (uvloop, as `callcenter run`; asyncio: the standard one)",
+    )
+    options = cli.parse_args()
+    if options.slow_callbacks and options.loop != "asyncio":
+        cli.error("--slow-callbacks times the standard loop's callbacks: add --loop asyncio")
+    if options.loop == "uvloop":
+        uvloop.run(main(options))
+    else:
+        asyncio.run(main(options))

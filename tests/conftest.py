@@ -6,6 +6,7 @@
   have an owner that cancels and awaits it).
 * ``asterisk``: a private Asterisk 22 instance (own ports) for tier-3 tests.
 * ``database_url``: a throw-away PostgreSQL cluster unless DATABASE_URL is set.
+* Async tests run on uvloop, the loop ``callcenter run`` uses.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import inspect
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvloop
 
 from callcenter.sandbox.asterisk import AsteriskPorts, AsteriskSandbox
 from callcenter.sandbox.postgres import PostgresSandbox, free_port
@@ -31,6 +33,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.function):
             item.fixturenames.insert(0, "loop_guard")
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    return {"uvloop": uvloop.new_event_loop}
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import structlog
 from panoramisk.actions import Action
@@ -136,8 +136,9 @@ class _Protocol(asyncio.Protocol):
         self.last_data_at = asyncio.get_running_loop().time()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport (create_connection), though not always a
+        # subclass of asyncio.Transport (uvloop's is not).
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.last_data_at = asyncio.get_running_loop().time()

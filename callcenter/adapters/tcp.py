@@ -96,6 +96,8 @@ def _break_transport_cycle(transport: asyncio.BaseTransport) -> None:
     caller waits, long enough to reach the oldest generation, so every call
     left two such cycles there, and the full collections they triggered
     paused the event loop for up to 100 ms at 30 calls/s (bench/e2e_load.py).
-    Closed, it no longer reads: dropping the method frees it by refcount."""
+    Closed, it no longer reads: dropping the method frees it by refcount.
+    uvloop's transports (``callcenter run``) have no such attribute; this
+    stays for the standard loop (``bench/e2e_load.py --loop asyncio``)."""
     if transport.is_closing() and hasattr(transport, "_read_ready_cb"):
         transport._read_ready_cb = None

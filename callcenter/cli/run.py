@@ -12,6 +12,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import uvloop
 from pydantic import SecretStr
 
 from callcenter import logs
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         )
     try:
         # The sandbox is a demo: every site user gets the password 'demo'.
-        asyncio.run(_serve(settings, "demo" if args.sandbox else None))
+        uvloop.run(_serve(settings, "demo" if args.sandbox else None))
     finally:
         if asterisk is not None:
             asterisk.stop()
