@@ -13,12 +13,14 @@ transcript; Asterisk actions go to a fake that only writes them down.
 * An Originate whose answer was lost (AMI link cut after sending, down past
   the retry window) may ring: the offer stands, no second agent is rung,
   until Asterisk's channel list on resync says whether the leg exists.
+* A decision's records (statistics, desktops, rows) come after its
+  Originates are written, off the agent-free -> ring path.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, cast
 
@@ -858,4 +860,40 @@ async def test_a_caller_who_leaves_a_conference_leaves_the_agent_on_their_call()
     assert path.acd.agent_state("a01") == "on_call"
     feed(path, tracker, [gone(LEG, "PJSIP/agent1-00000001")])
     assert record.phase is Phase.COMPLETED
+    await path.stop()
+
+
+class WritesOnCall(FakeTelephony):
+    """As the real adapter: the Originate is written when ``ring_agent`` is
+    called, its outcome awaited later."""
+
+    def ring_agent(  # type: ignore[override]
+        self, endpoint: str, caller: str, *, channel_id: str, **_: Any
+    ) -> Coroutine[Any, Any, str]:
+        self.rings.append((endpoint, caller, channel_id))
+
+        async def outcome() -> str:
+            return channel_id
+
+        return outcome()
+
+
+async def test_the_phone_rings_before_the_decision_is_recorded() -> None:
+    """The statistics, desktops and database rows of a decision wait for its
+    Originates: they are off the agent-free -> ring path (issue 4)."""
+    telephony = WritesOnCall([LEG])
+    acd = Engine(QueueRules(name, wrapup=q.wrapup) for name, q in SITE.queues.items())
+    path = CallPath(acd, cast(Telephony, telephony), SITE, ManualClock(start=100.0), node="node1")
+    rings_when_recorded: list[tuple[str, int]] = []
+    path.on_stats = lambda event: rings_when_recorded.append(
+        (getattr(event, "state", type(event).__name__), len(telephony.rings))
+    )
+    path.agent_login("a01", "agent1")
+    rings_when_recorded.clear()
+    record, _settings = path.arrive(as_session(Session(request())), "3901")
+    assert record.phase is Phase.RINGING
+    assert telephony.rings == [("agent1", CALLER, LEG)]
+    # The agent reserved for the caller is recorded once their phone rings.
+    assert ("reserved", 1) in rings_when_recorded
+    assert ("reserved", 0) not in rings_when_recorded
     await path.stop()
