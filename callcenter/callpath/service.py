@@ -29,10 +29,11 @@ fire-and-forget.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import uuid
 from collections import deque
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Any
@@ -239,6 +240,9 @@ class CallPath:
         self.on_stats: Callable[[StatsEvent], object] | None = None
         self.on_disposition: Callable[[CallRecord], None] | None = None
         self._wrapping: dict[str, str] = {}  # agent -> interaction in wrap-up
+        # Statistics held back while a call's end is decided (None: sent at
+        # once): see _rings_first.
+        self._held_stats: list[StatsEvent] | None = None
         self._spies: dict[str, tuple[str, str]] = {}  # supervisor -> (spy leg, agent leg)
         self._legs_seen: set[str] = set()  # our agent legs alive on Asterisk now
         # Ringing legs whose Originate may or may not have reached Asterisk;
@@ -916,6 +920,10 @@ class CallPath:
         self._apply(self.acd.interaction_abandoned(self.clock.now(), record.interaction_id))
 
     def _complete(self, record: CallRecord, now: float) -> None:
+        with self._rings_first():
+            self._completed(record, now)
+
+    def _completed(self, record: CallRecord, now: float) -> None:
         record.advance(PhaseEvent.HUNG_UP)
         self._end_hold(record)
         if "transfer" in record.context:
@@ -1417,8 +1425,28 @@ class CallPath:
         self._wake.set()
 
     def _stat(self, event: StatsEvent) -> None:
-        if self.on_stats is not None:
+        if self._held_stats is not None:
+            self._held_stats.append(event)
+        elif self.on_stats is not None:
             self.on_stats(event)
+
+    @contextlib.contextmanager
+    def _rings_first(self) -> Iterator[None]:
+        """The statistics of what runs inside (and so the desktops' and
+        wallboard's updates, the webhooks) are sent, in their order, once it
+        is over: after the Originates its decisions write, off the
+        agent-free -> ring path (issue 4)."""
+        if self._held_stats is not None:
+            yield  # already held by an outer step
+            return
+        held: list[StatsEvent] = []
+        self._held_stats = held
+        try:
+            yield
+        finally:
+            self._held_stats = None
+            for event in held:
+                self._stat(event)
 
     def _drain_records(self) -> None:
         audit, states = self.acd.take_records()

@@ -897,3 +897,33 @@ async def test_the_phone_rings_before_the_decision_is_recorded() -> None:
     assert ("reserved", 1) in rings_when_recorded
     assert ("reserved", 0) not in rings_when_recorded
     await path.stop()
+
+
+async def test_a_call_end_rings_the_next_caller_before_its_statistics_are_sent() -> None:
+    site = SITE.model_copy(
+        update={"queues": {"support": SITE.queues["support"].model_copy(update={"wrapup": 0})}}
+    )
+    telephony = WritesOnCall([LEG, "cc-node1-2"])
+    acd = Engine(QueueRules(name, wrapup=q.wrapup) for name, q in site.queues.items())
+    path = CallPath(acd, cast(Telephony, telephony), site, ManualClock(start=100.0), node="node1")
+    sent: list[tuple[str, int]] = []
+    path.on_stats = lambda event: sent.append((type(event).__name__, len(telephony.rings)))
+    path.agent_login("a01", "agent1")
+    first, _settings = path.arrive(as_session(Session(request())), "3901")
+    path.on_change(OriginateResult("node1", None, LEG, True, 4))
+    assert first.phase is Phase.CONNECTED
+    second_caller = "node1-1795504424.8"
+    second, _settings = path.arrive(as_session(Session(request(second_caller))), "3901")
+    assert second.phase is Phase.WAITING
+    tracker = ChannelTracker("node1")
+    tracker.resync([core_show(LEG, "PJSIP/agent1-00000001", "b-1", "default")], [])
+    sent.clear()
+    feed(path, tracker, [gone(LEG, "PJSIP/agent1-00000001")])  # the agent hangs up
+    assert second.phase is Phase.RINGING
+    assert telephony.rings[-1] == ("agent1", second_caller, "cc-node1-2")
+    names = [name for name, _rings in sent]
+    # Every statistic of the call's end came once the next ring was written,
+    # in their order: Ended, then the agent's wrap-up over.
+    assert [rings for _name, rings in sent] == [2] * len(sent)
+    assert names.index("Ended") < names.index("WrapUpEnded")
+    await path.stop()
