@@ -607,8 +607,10 @@ class AmiClient:
                 await self.send("Ping", timeout=self.config.ping_timeout)
             except AMITimeout:
                 quiet_for = asyncio.get_running_loop().time() - protocol.last_data_at
-                if quiet_for < self.config.ping_timeout:
-                    continue  # the Pong is behind a burst of events
+                if self._reads_paused or quiet_for < self.config.ping_timeout:
+                    # The Pong is behind a burst of events, or behind our own
+                    # backpressure: the link is alive, we are not reading it.
+                    continue
                 self.stats.ping_timeouts += 1
                 log.warning("ami.ping_timeout", node=self.node, timeout=self.config.ping_timeout)
                 if protocol.transport is not None:
@@ -671,6 +673,8 @@ class AmiClient:
             self._reads_paused = False
             protocol = self._protocol
             if protocol is not None and protocol.transport is not None:
+                # The silence while paused was ours, not the link's.
+                protocol.last_data_at = asyncio.get_running_loop().time()
                 protocol.transport.resume_reading()
 
     async def _consume(self) -> None:

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from callcenter.adapters.ami import AmiClient, Resync, StreamItem
+from callcenter.adapters.ami import AmiClient, Disconnected, Resync, StreamItem
 from callcenter.adapters.telephony import Telephony
 from callcenter.config import AmiConfig
 from callcenter.errors import (
@@ -322,6 +322,35 @@ async def test_backpressure_pauses_reading_and_loses_nothing(server: FakeAmiServ
         assert seen == [f"bp-{i}" for i in range(5000)]
         assert client.stats.paused_reads >= 1
         assert client.stats.backlog_max < 5000
+
+
+async def test_a_link_paused_by_backpressure_is_not_taken_for_dead(server: FakeAmiServer) -> None:
+    """Reading stops while the consumer is behind, so the Pong waits on the
+    socket: the watchdog must not cut the link (and lose the events queued
+    on it) for a silence that is ours."""
+    seen: list[str] = []
+    release = asyncio.Event()
+
+    async def stuck(item: StreamItem) -> None:
+        if getattr(item, "uniqueid", "").startswith("bp-"):
+            await release.wait()  # behind for longer than ping_timeout
+            seen.append(item.uniqueid)  # type: ignore[union-attr]
+
+    async with running(server, event_queue_size=100, ping_interval=0.05, ping_timeout=0.1) as (
+        client,
+        received,
+    ):
+        client.subscribe(stuck)
+        await until(lambda: any(isinstance(i, Resync) for i in received))
+        for i in range(1000):
+            server.send_event(hangup_event(f"bp-{i}"))
+        await until(lambda: client.stats.paused_reads >= 1)
+        await asyncio.sleep(0.6)  # several pings go unanswered meanwhile
+        release.set()
+        await until(lambda: len(seen) == 1000, timeout=10, poll=0.01)
+        assert seen == [f"bp-{i}" for i in range(1000)]
+        assert client.stats.ping_timeouts == 0
+        assert not any(isinstance(i, Disconnected) for i in received)
 
 
 async def test_malformed_event_is_reported_and_the_stream_goes_on(
