@@ -14,7 +14,9 @@ by a test:
   which is not the same as a refusal.
 * Its periodic Ping is never checked. Here a watchdog sends Ping and drops
   the link when no answer comes within ``ping_timeout`` (a half-open TCP link
-  otherwise goes unnoticed for minutes), then reconnects with backoff.
+  otherwise goes unnoticed for minutes), then reconnects with backoff. A
+  Pong behind a burst of events, or behind our own backpressure (reading
+  paused while the consumer catches up), is not a dead link.
 * A message carrying a pending ActionID goes only to that action's future,
   never to event callbacks (``OriginateResponse`` was invisible). Here events
   that answer a single action are delivered to the event stream as well.
