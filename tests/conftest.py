@@ -6,7 +6,8 @@
   have an owner that cancels and awaits it).
 * ``asterisk``: a private Asterisk 22 instance (own ports) for tier-3 tests.
 * ``database_url``: a throw-away PostgreSQL cluster unless DATABASE_URL is set.
-* Async tests run on uvloop, the loop ``callcenter run`` uses.
+* Async tests run on uvloop, the loop ``callcenter run`` uses; those marked
+  ``both_loops`` on the standard loop too (``bench/e2e_load.py --loop asyncio``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    if item.get_closest_marker("both_loops") is not None:
+        return {"uvloop": uvloop.new_event_loop, "asyncio": asyncio.new_event_loop}
     return {"uvloop": uvloop.new_event_loop}
 
 

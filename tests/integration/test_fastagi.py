@@ -103,6 +103,7 @@ async def test_routes_by_path_with_query_and_args_and_runs_commands() -> None:
     assert srv.stats.active == 0
 
 
+@pytest.mark.both_loops  # the standard loop's transport needs tcp._break_transport_cycle
 async def test_an_ended_session_frees_its_socket_without_a_full_collection() -> None:
     """Refcounting alone frees a finished connection: a reference cycle
     would keep it until a full collection, which pauses the event loop."""
