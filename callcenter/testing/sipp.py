@@ -40,17 +40,18 @@ def free_udp_port() -> int:
 
 
 def free_udp_port_pair() -> int:
-    """An even port whose next port is free too (sipp's RTP and RTCP)."""
+    """An even port whose next three ports are free too: sipp binds audio
+    RTP and RTCP there, then video RTP and RTCP (port + 2, port + 3) even
+    when the scenario sends no video; a taken video port ends sipp with
+    "Unable to bind video RTP socket"."""
     for _ in range(200):
         port = free_udp_port()
         if port % 2 == 0 and port < 65000:
             try:
-                with (
-                    socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a,
-                    socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b,
-                ):
-                    a.bind(("127.0.0.1", port))
-                    b.bind(("127.0.0.1", port + 1))
+                with contextlib.ExitStack() as bound:
+                    for offset in range(4):
+                        sock = bound.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+                        sock.bind(("127.0.0.1", port + offset))
                     return port
             except OSError:
                 continue
