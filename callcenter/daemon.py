@@ -7,6 +7,7 @@ and awaits them in reverse order of start.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from uuid import uuid4
@@ -65,7 +66,7 @@ from callcenter.ivr.messages import (
     Voicemail,
 )
 from callcenter.ivr.simulate import Fixture, fixture_lookup, load_fixture
-from callcenter.protocol.channels import Change, ChannelTracker
+from callcenter.protocol.channels import ChannelTracker
 from callcenter.stats.events import (
     Abandoned,
     Answered,
@@ -616,25 +617,28 @@ class Daemon:
                 self.writer.submit(row_of(record))
         await session.hangup()
 
-    async def _on_ami(self, item: StreamItem) -> None:
-        changes: list[Change]
+    def _on_ami(self, item: StreamItem) -> Coroutine[Any, Any, None] | None:
+        """Synchronous, so that the AMI client handles an event as it reads
+        it (issue 4's agent-free -> ring); only a resync has awaiting to do."""
+        if isinstance(item, Connected | Disconnected):
+            return None
         if isinstance(item, Resync):
             changes = self.tracker.resync(list(item.channels), list(item.bridges))
             log.info("ami.resynced", channels=len(item.channels), changes=len(changes))
-        elif isinstance(item, Connected | Disconnected):
-            return
         else:
             changes = self.tracker.apply(item)
         for change in changes:
             self.callpath.on_change(change)
-        if isinstance(item, Resync):
-            # Calls a previous daemon connected are tracked to completion;
-            # callers who hung up while we were blind are abandons now
-            # (above); waiting callers get offers again.
-            adopted = await self.callpath.adopt_calls(self.tracker)
-            if adopted:
-                log.info("calls.adopted", count=adopted)
-            self.callpath.telephony_restored()
+        return self._resynced() if isinstance(item, Resync) else None
+
+    async def _resynced(self) -> None:
+        # Calls a previous daemon connected are tracked to completion;
+        # callers who hung up while we were blind are abandons now (above);
+        # waiting callers get offers again.
+        adopted = await self.callpath.adopt_calls(self.tracker)
+        if adopted:
+            log.info("calls.adopted", count=adopted)
+        self.callpath.telephony_restored()
 
 
 _WEBHOOK_OF: dict[type, Literal["call.started", "call.answered", "call.ended"]] = {

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -23,6 +23,7 @@ from callcenter.errors import (
     AsteriskError,
     OriginateUnconfirmed,
 )
+from callcenter.protocol.ami_events import Hangup
 from callcenter.testing.ami_server import FakeAmiServer, channel_entry
 from callcenter.testing.tcp_proxy import TcpProxy
 from callcenter.testing.waiting import until
@@ -302,6 +303,73 @@ async def test_events_are_delivered_in_order_by_one_consumer(server: FakeAmiServ
         await until(lambda: len(seen) == 300)
         assert seen == [f"order-{i}" for i in range(300)]
         assert client.stats.handler_errors == 1
+
+
+async def test_an_event_is_handled_as_it_is_read_not_a_loop_turn_later(
+    server: FakeAmiServer,
+) -> None:
+    """Issue 4's agent-free -> ring: with nothing queued ahead, synchronous
+    handlers run in the read callback itself (outside any task), not after
+    a hop through the consumer task."""
+    handled_in: list[asyncio.Task[object] | None] = []
+
+    def handler(item: StreamItem) -> None:
+        if getattr(item, "uniqueid", "").startswith("now-"):
+            handled_in.append(asyncio.current_task())
+
+    async with running(server) as (client, received):
+        await until(lambda: any(isinstance(i, Resync) for i in received))
+        client.subscribe(handler)
+        for i in range(20):
+            server.send_event(hangup_event(f"now-{i}"))
+        await until(lambda: len(handled_in) == 20)
+        assert handled_in == [None] * 20
+
+
+async def test_a_handler_to_await_holds_the_next_handlers_and_items_back(
+    server: FakeAmiServer,
+) -> None:
+    """Handled at once or by the consumer, items keep their order; the
+    handlers after one that returned an awaitable see the item only once it
+    is done, and so do the items behind it."""
+    log: list[str] = []
+
+    async def slowly(uniqueid: str) -> None:
+        await asyncio.sleep(0.002)
+        log.append(f"awaited {uniqueid}")
+
+    def first(item: StreamItem) -> Awaitable[None] | None:
+        uniqueid = getattr(item, "uniqueid", "")
+        if not uniqueid.startswith("mix-"):
+            return None
+        log.append(f"first {uniqueid}")
+        return slowly(uniqueid) if int(uniqueid[4:]) % 5 == 0 else None
+
+    def second(item: StreamItem) -> None:
+        uniqueid = getattr(item, "uniqueid", "")
+        if uniqueid.startswith("mix-"):
+            log.append(f"second {uniqueid}")
+
+    async with running(server) as (client, received):
+        await until(lambda: any(isinstance(i, Resync) for i in received))
+        client.subscribe(first)
+        client.subscribe(second)
+        for i in range(60):
+            server.send_event(hangup_event(f"mix-{i}"))
+            if i % 3 == 0:
+                await asyncio.sleep(0.001)
+        await until(lambda: log.count("second mix-59") == 1)
+        await client.drain()
+        expected: list[str] = []
+        for i in range(60):
+            expected.append(f"first mix-{i}")
+            if i % 5 == 0:
+                expected.append(f"awaited mix-{i}")
+            expected.append(f"second mix-{i}")
+        assert log == expected
+        assert [getattr(i, "uniqueid", "") for i in received if isinstance(i, Hangup)] == [
+            f"mix-{i}" for i in range(60)
+        ]
 
 
 async def test_backpressure_pauses_reading_and_loses_nothing(server: FakeAmiServer) -> None:
