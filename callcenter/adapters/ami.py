@@ -28,9 +28,11 @@ by a test:
   and any error while completing an action fails that action only.
 * Coroutine callbacks ran through fire-and-forget ``ensure_future``. Here
   events are parsed once at the edge into typed dataclasses and delivered
-  **in order** by one owned consumer task; the socket stops being read while
-  the consumer is behind (bounded memory, nothing dropped); a handler's
-  exception is logged with the event and never stops delivery.
+  **in order**: as they are read when nothing is queued ahead, otherwise by
+  one owned consumer task (also the one that awaits a handler's awaitable);
+  the socket stops being read while the consumer is behind (bounded memory,
+  nothing dropped); a handler's exception is logged with the event and never
+  stops delivery.
 * After a reconnect the state is resynchronised: the client collects
   ``CoreShowChannels`` and ``BridgeList`` and delivers a :class:`Resync`
   snapshot in the event stream, so the tracker replaces what it believed.
