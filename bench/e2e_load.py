@@ -26,7 +26,9 @@ daemon read the call's end, which delays its Originate.
     .venv/bin/python bench/e2e_load.py [--cps 4] [--seconds 30] [--agents 16] [--talk 3.5]
     .venv/bin/python bench/e2e_load.py --cps 30 --seconds 60 --agents 320 --talk 9.5 --no-audio
 
-The daemon runs on uvloop, as under ``callcenter run``; ``--loop asyncio``
+The daemon's event loop runs at Asterisk's realtime priority, as under
+``callcenter run`` (``callcenter/scheduling.py``; ``--no-realtime``: ordinary
+priority). The daemon runs on uvloop, as under ``callcenter run``; ``--loop asyncio``
 runs it on the standard loop (needed by ``--slow-callbacks``, which times
 that loop's callbacks).
 """
@@ -59,6 +61,7 @@ from callcenter.heap import serving_heap
 from callcenter.protocol.ami_events import DialBegin, Hangup, Newchannel, QueueCallerJoin
 from callcenter.sandbox.asterisk import AsteriskPorts, AsteriskSandbox
 from callcenter.sandbox.postgres import free_port
+from callcenter.scheduling import loop_priority
 from callcenter.testing.sipp import free_udp_port, sipp_agents, sipp_caller
 
 
@@ -361,6 +364,7 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
                     "agi": {"port": ports.agi},
                     "http": {"port": 0, "auth": "off"},
                     "site": {"file": str(site_file(args.agents))},
+                    "scheduling": {"realtime": args.realtime},
                 }
             )
             daemon = Daemon(settings)
@@ -407,8 +411,11 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
         gc.callbacks.append(gc_pause)
         usage_before = resource.getrusage(resource.RUSAGE_SELF)
         started = clock()
+        # As `run` does: the loop's thread at Asterisk's priority, the heap
+        # frozen (ours only).
+        scheduling = daemon.settings.scheduling if daemon is not None else None
         async with (
-            serving_heap() if daemon is not None else contextlib.nullcontext(),  # as `run` does
+            contextlib.AsyncExitStack() as serving,
             sipp_agents(
                 ports.sip,
                 port=phones,
@@ -425,14 +432,26 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
                 wait_bye_ms=int((args.seconds + 120) * 1000),
             ) as callers,
         ):
+            if daemon is not None and scheduling is not None:
+                serving.enter_context(loop_priority(scheduling.realtime, scheduling.priority))
+                await serving.enter_async_context(serving_heap())
             measuring = True
             tracing = contextlib.ExitStack()
             if slow is not None:
                 tracing.enter_context(slow.tracing())
             # The callers and the phones are the outside world: on this
-            # machine they must not take the CPU from the system under test.
+            # machine they must not take the CPU from the system under test
+            # (nice), nor be starved by it (--load-realtime: with Asterisk
+            # and the daemon's loop at realtime priority, phones at nice 10
+            # answered and hung up late, in clumps that then came back every
+            # call length, a traffic no real phones make).
             for load in (agents, callers):
-                if load.process is not None:
+                if load.process is None:
+                    continue
+                if args.load_realtime:
+                    for thread in os.listdir(f"/proc/{load.process.pid}/task"):
+                        os.sched_setscheduler(int(thread), os.SCHED_RR, os.sched_param(10))
+                else:
                     os.setpriority(os.PRIO_PROCESS, load.process.pid, args.load_nice)
             # Where the machine's CPU goes, besides the daemon.
             others = {
@@ -596,6 +615,18 @@ if __name__ == "__main__":
         type=int,
         default=10,
         help="nice value of the sipp callers and agents (0: same priority as the daemon)",
+    )
+    cli.add_argument(
+        "--load-realtime",
+        action="store_true",
+        help="the sipp callers and agents under SCHED_RR 10 instead, as Asterisk and the"
+        " daemon's loop: not starved by them, nor preempting them",
+    )
+    cli.add_argument(
+        "--no-realtime",
+        dest="realtime",
+        action="store_false",
+        help="the daemon's loop at ordinary priority (default: SCHED_RR 10, as `run`)",
     )
     cli.add_argument(
         "--slow-callbacks",

@@ -157,6 +157,14 @@ class LogConfig(BaseModel, extra="forbid"):
     format: Literal["json", "console"] = "json"
 
 
+class SchedulingConfig(BaseModel, extra="forbid"):
+    # The event loop's thread under SCHED_RR at Asterisk's own priority
+    # (highpriority: 10), so that neither preempts the other
+    # (callcenter/scheduling.py). Needs root or CAP_SYS_NICE.
+    realtime: bool = True
+    priority: int = Field(default=10, ge=1, le=99)
+
+
 class IntervalRefreshConfig(BaseModel, extra="forbid"):
     # The running daemon recomputes the 15-minute interval table (what
     # `callcenter report recompute` does) every `interval` seconds, for the
@@ -197,6 +205,7 @@ class Settings(BaseSettings):
     log: LogConfig = LogConfig()
     crm: CrmSettings = CrmSettings()
     interval_refresh: IntervalRefreshConfig = IntervalRefreshConfig()
+    scheduling: SchedulingConfig = SchedulingConfig()
 
     @model_validator(mode="before")
     @classmethod

@@ -93,6 +93,7 @@ async def _serve(settings: Any, demo_password: str | None = None) -> None:
     from callcenter.crm.store import PgCrm
     from callcenter.daemon import Daemon
     from callcenter.heap import serving_heap
+    from callcenter.scheduling import loop_priority
     from callcenter.store.users import seed_site_users
 
     stop = asyncio.Event()
@@ -116,7 +117,8 @@ async def _serve(settings: Any, demo_password: str | None = None) -> None:
                     f"password {demo_password!r}",
                     flush=True,
                 )
-            async with serving_heap():
-                await stop.wait()
+            with loop_priority(settings.scheduling.realtime, settings.scheduling.priority):
+                async with serving_heap():
+                    await stop.wait()
         finally:
             await daemon.stop()

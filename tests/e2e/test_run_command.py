@@ -54,4 +54,6 @@ def test_run_with_sandbox_serves_health_and_stops_cleanly(database_url: str) -> 
     events = [json.loads(line).get("event") for line in stderr.splitlines() if line.startswith("{")]
     assert "daemon.started" in events
     assert "daemon.stopped" in events
+    # The event loop at Asterisk's priority while serving (callcenter/scheduling.py).
+    assert "scheduling.realtime" in events
     assert "sandbox: Asterisk SIP" in stdout
