@@ -55,7 +55,7 @@ import uvloop
 from pydantic import SecretStr
 
 from callcenter.adapters.ami import AmiClient, StreamItem
-from callcenter.config import AmiConfig, Settings
+from callcenter.config import AmiConfig, SchedulingConfig, Settings
 from callcenter.daemon import Daemon
 from callcenter.heap import serving_heap
 from callcenter.protocol.ami_events import DialBegin, Hangup, Newchannel, QueueCallerJoin
@@ -450,7 +450,9 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, float]:
                     continue
                 if args.load_realtime:
                     for thread in os.listdir(f"/proc/{load.process.pid}/task"):
-                        os.sched_setscheduler(int(thread), os.SCHED_RR, os.sched_param(10))
+                        os.sched_setscheduler(
+                            int(thread), os.SCHED_RR, os.sched_param(SchedulingConfig().priority)
+                        )
                 else:
                     os.setpriority(os.PRIO_PROCESS, load.process.pid, args.load_nice)
             # Where the machine's CPU goes, besides the daemon.
@@ -619,8 +621,8 @@ if __name__ == "__main__":
     cli.add_argument(
         "--load-realtime",
         action="store_true",
-        help="the sipp callers and agents under SCHED_RR 10 instead, as Asterisk and the"
-        " daemon's loop: not starved by them, nor preempting them",
+        help="the sipp callers and agents under SCHED_RR at the daemon's default priority"
+        " (Asterisk's, 10) instead: not starved by them, nor preempting them",
     )
     cli.add_argument(
         "--no-realtime",
