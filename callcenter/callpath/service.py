@@ -349,6 +349,7 @@ class CallPath:
         if previous is not None:
             # The context follows the call: what the caller said and gave.
             record.context = {**previous.context, "transferred_by": previous.agent_id}
+            record.notes = previous.notes
         if qualification is not None:
             record.context["ivr"] = dict(qualification.context)
         self.calls[record.interaction_id] = record

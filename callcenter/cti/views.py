@@ -165,6 +165,7 @@ class LiveViews:
             "contact": contact,
             "history": crm.get("history", []),
             "transfer": record.context.get("transfer"),
+            "transferred_by": record.context.get("transferred_by"),
             "notes": record.notes,
         }
 

@@ -21,7 +21,7 @@ from pydub import AudioSegment
 
 from callcenter.callpath.service import CallRecord, Phase
 from callcenter.daemon import Daemon
-from callcenter.protocol.ami_events import ChanSpyStart, ConfbridgeJoin
+from callcenter.protocol.ami_events import ChanSpyStart, ConfbridgeJoin, MusicOnHoldStart
 from callcenter.testing.daemons import connected, ivr_test_scripts, rest, running_daemon
 from callcenter.testing.databases import fresh_database
 from callcenter.testing.instances import AsteriskInstance
@@ -178,6 +178,114 @@ async def test_ring_no_answer_pauses_agent_and_caller_keeps_waiting_then_abandon
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
 
 
+ENGLISH_SITE = SITE.replace(
+    "routes:\n",
+    "  english:\n    skills: {support: 1}\n    language: en\n    ring_timeout: 8\n"
+    "    wrapup: 1\n    first_announce_after: 1\n    announce_every: 1\n    callback: false\n"
+    "routes:\n  '3904': {queue: english}\n",
+)
+
+
+async def test_waiting_callers_hear_music_position_and_wait_in_their_language(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    # No agent: two French callers queue one behind the other, one English
+    # caller alone in another queue. What Asterisk played, read in its log.
+    music: list[MusicOnHoldStart] = []
+    log_from = asterisk.sandbox.log_file.stat().st_size
+    async with daemon(asterisk, tmp_path, site_text=ENGLISH_SITE) as d:
+        d.ami.subscribe(lambda e: music.append(e) if isinstance(e, MusicOnHoldStart) else None)
+        async with (
+            sipp_caller(asterisk.ports.sip, "3901", calls=2, hangup_after_ms=9000) as french,
+            sipp_caller(asterisk.ports.sip, "3904", hangup_after_ms=9000) as english,
+        ):
+            await until(lambda: len(d.callpath.calls) == 3, what="three callers waiting")
+            by_queue = {
+                q: [r for r in d.callpath.calls.values() if r.queue == q]
+                for q in ("support", "english")
+            }
+            first, second = sorted(by_queue["support"], key=lambda r: r.arrived_at)
+            [alone] = by_queue["english"]
+            assert (await french.wait(timeout=30)).ok
+            assert (await english.wait(timeout=30)).ok
+        assert all(r.phase is Phase.ABANDONED for r in finished(d))
+    with asterisk.sandbox.log_file.open(errors="replace") as log_file:
+        log_file.seek(log_from)
+        log_text = log_file.read()
+
+    def played(record: CallRecord) -> list[str]:
+        """The prompts played to this caller: 'name (language)'."""
+        out = []
+        for line in log_text.splitlines():
+            if f"<{record.caller_channel}> Playing '" in line:
+                name = line.split("Playing '", 1)[1].split("'", 1)[0].rsplit(".", 1)[0]
+                language = line.rsplit("(language '", 1)[1].split("'", 1)[0]
+                out.append(f"{name} ({language})")
+        return out
+
+    # Position: the first is next; the second has one caller ahead ("il y a
+    # 1 appel en attente"), in French; the English caller is next, in English.
+    # Then, where the queue offers it, "press 1 to be called back".
+    assert played(first)[:4] == [
+        "queue-youarenext (fr)",
+        "vm-press (fr)",
+        "digits/1 (fr)",
+        "vm-tocallback (fr)",
+    ]
+    assert played(second)[:3] == [
+        "queue-thereare (fr)",
+        "digits/1 (fr)",
+        "queue-callswaiting (fr)",
+    ]
+    # The English queue offers no callback and announces every second.
+    assert played(alone)[:2] == ["queue-youarenext (en)"] * 2
+    assert not [name for name in played(alone) if not name.startswith("queue-youarenext")]
+    # Music on hold in the caller's language, around the announcements.
+    classes = {
+        r.interaction_id: {m.music_class for m in music if m.uniqueid == r.caller_uniqueid}
+        for r in (first, second, alone)
+    }
+    assert classes == {
+        first.interaction_id: {"fr"},
+        second.interaction_id: {"fr"},
+        alone.interaction_id: {"en"},
+    }
+
+
+async def test_after_no_answer_the_caller_is_offered_to_the_next_free_agent(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    # Neither phone answers (one sipp serves both): a02 rings, then a01 at
+    # once for the same caller, then both are paused and the caller waits on.
+    async with (
+        daemon(asterisk, tmp_path) as d,
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=60_000),
+    ):
+        d.callpath.agent_login("a02")
+        async with sipp_caller(asterisk.ports.sip, "3902", hangup_after_ms=9000) as caller:
+            await until(lambda: d.acd.agent_state("a02") == "reserved", what="a02 rings")
+            [record] = list(d.callpath.calls.values())
+            d.callpath.agent_login("a01")  # free, but the caller is a02's for now
+            assert d.acd.agent_state("a01") == "ready"
+            await until(lambda: d.acd.agent_state("a02") == "paused", what="a02: no answer")
+            await until(lambda: d.acd.agent_state("a01") == "reserved", what="a01 rings next")
+            assert (record.agent_id, record.offers) == ("a01", 2)
+            assert record.phase is not Phase.ABANDONED
+            await until(lambda: d.acd.agent_state("a01") == "paused", what="a01: no answer")
+            assert [d.acd.agents[a].pause_reason for a in ("a01", "a02")] == ["no answer"] * 2
+            assert list(d.callpath.calls.values()) == [record]  # still waiting, same call
+            await caller.wait(timeout=30)
+        await until(lambda: d.callpath.history, what="abandon recorded")
+        [done] = finished(d)
+        assert (done.interaction_id, done.phase, done.offers) == (
+            record.interaction_id,
+            Phase.ABANDONED,
+            2,
+        )
+        assert done.abandoned_where == "queue"
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")
+
+
 async def test_abandon_while_agent_rings_hangs_up_the_agent_and_frees_them(
     asterisk: AsteriskInstance, tmp_path: Path
 ) -> None:
@@ -289,6 +397,16 @@ async def test_supervisor_coaches_a_live_call_from_rest(
             assert spies[0].spyee.uniqueid == record.agent_leg
             assert spies[0].spyer.uniqueid == body["supervisor_leg"]
             assert spies[0].spyer.channel.startswith("PJSIP/supervisor1-")
+            # The mode reached Asterisk: the supervisor's leg runs ChanSpy with
+            # its option (none for listen, w whisper, B barge).
+            concise = asterisk.cli("core show channels concise").splitlines()
+            [spy] = [
+                line.split("!") for line in concise if line.startswith(spies[0].spyer.channel + "!")
+            ]
+            assert spy[5] == "ChanSpy"
+            target, options = spy[6].split(",")
+            assert target == record.agent_leg
+            assert options == "uqEd" + {"listen": "", "whisper": "w", "barge": "B"}[mode]
             bad = {"agent": "a01", "mode": "shout"}
             assert (await rest(d, "POST", "/api/supervisors/s1/coach", bad))[0] == 400
             await caller.wait(timeout=40)
@@ -398,10 +516,11 @@ async def test_pending_callback_survives_a_daemon_restart(
 
 
 async def test_blind_transfer_to_a_queue_carries_the_context_and_dispositions(
-    asterisk: AsteriskInstance, tmp_path: Path
+    asterisk: AsteriskInstance, tmp_path: Path, database_url: str
 ) -> None:
+    url = await fresh_database(database_url)
     async with (
-        daemon(asterisk, tmp_path) as d,
+        daemon(asterisk, tmp_path, url) as d,
         sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=300),
     ):
         d.callpath.agent_login("a01")
@@ -409,6 +528,15 @@ async def test_blind_transfer_to_a_queue_carries_the_context_and_dispositions(
             await until(lambda: connected(d), what="connected to a01")
             [first] = list(d.callpath.calls.values())
             first.context["customer"] = {"id": "C-42", "vip": True}
+            # Notes taken during the call go with it to the next agent.
+            during = f"/api/interactions/{first.interaction_id}/disposition"
+            noted = await rest(
+                d,
+                "POST",
+                during,
+                {"agent": "a01", "code": "follow-up", "notes": "identity checked"},
+            )
+            assert noted[0] == 200, noted
             d.callpath.agent_login("a02")
             status, body = await rest(d, "POST", "/api/agents/a01/transfer", {"queue": "ventes"})
             assert status == 200, body
@@ -424,6 +552,10 @@ async def test_blind_transfer_to_a_queue_carries_the_context_and_dispositions(
             assert second.origin == first.interaction_id
             assert second.context["customer"] == {"id": "C-42", "vip": True}
             assert second.context["transferred_by"] == "a01"
+            assert second.notes == "identity checked"
+            pop = d.views.screen_pop(second.interaction_id)
+            assert pop is not None
+            assert (pop["transferred_by"], pop["notes"]) == ("a01", "identity checked")
             assert first.phase is Phase.COMPLETED
             await caller.wait(timeout=30)
         url = f"/api/interactions/{first.interaction_id}/disposition"
@@ -434,6 +566,21 @@ async def test_blind_transfer_to_a_queue_carries_the_context_and_dispositions(
         assert (await rest(d, "POST", url, {"agent": "a01", "code": "bogus"}))[0] == 409
         bad = await rest(d, "POST", "/api/agents/a01/transfer", {"queue": "ventes"})
         assert bad[0] == 409  # no call in progress any more
+        await until(lambda: not d.callpath.calls, what="the second interaction ended")
+        assert d.writer is not None
+        assert d.pool is not None
+        await d.writer.flush()
+        # One call, two interactions: both stored, under the caller's linkedid.
+        stored = await d.pool.fetch(
+            "SELECT id::text, queue, agent_id, context->>'notes' AS notes FROM interactions"
+            " WHERE linkedid = $1 ORDER BY created_at",
+            first.caller_uniqueid,
+        )
+        assert d.writer.rejected == 0
+    assert [(r["id"], r["queue"], r["agent_id"], r["notes"]) for r in stored] == [
+        (first.interaction_id, first.queue, "a01", "to sales"),
+        (second.interaction_id, "ventes", "a02", "identity checked"),
+    ]
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
 
 

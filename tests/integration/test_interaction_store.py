@@ -114,6 +114,44 @@ async def test_a_failing_database_keeps_the_backlog_and_loses_nothing(database_u
         await pool.close()
 
 
+async def test_every_interaction_of_a_transferred_call_is_stored(database_url: str) -> None:
+    # A caller transferred to another queue keeps their channel, so the
+    # call's linkedid: the second interaction shares it with the first.
+    url = await _fresh(database_url)
+    pool = await create_pool(url)
+    writer = InteractionWriter(pool)
+    await writer.start()
+    try:
+        first = row(outcome="completed")
+        second = row(
+            linkedid=first.linkedid,
+            legs=first.legs,
+            queue="ventes",
+            agent_id="a02",
+            context={"origin": first.interaction_id, "transferred_by": "a01"},
+        )
+        writer.submit(first)
+        writer.submit(second)
+        await writer.flush()
+        stored = await pool.fetch(
+            "SELECT id::text, queue, agent_id FROM interactions WHERE node = $1 AND linkedid = $2"
+            " ORDER BY queue",
+            "node1",
+            first.linkedid,
+        )
+        legs = await pool.fetch("SELECT interaction_id::text FROM call_legs")
+    finally:
+        await writer.stop()
+        await pool.close()
+    assert writer.rejected == 0
+    assert [(r["id"], r["queue"], r["agent_id"]) for r in stored] == [
+        (first.interaction_id, "support", "a01"),
+        (second.interaction_id, "ventes", "a02"),
+    ]
+    # The caller's channel is one leg, kept with the interaction it began in.
+    assert [r["interaction_id"] for r in legs] == [first.interaction_id]
+
+
 # -- bounded memory, spool file, timeouts, idempotency (issue 4) -------------
 
 

@@ -61,6 +61,8 @@
     $("screenpop-waited").textContent = call.waited != null ? `${Math.round(call.waited)} s` : "";
     $("screenpop-intent").textContent = call.intent || "";
     $("screenpop-ivr").textContent = (call.ivr_path || []).join(" › ");
+    $("screenpop-transferred-by").textContent = call.transferred_by || "";
+    $("screenpop-notes").textContent = call.notes || "";
     const history = $("screenpop-history");
     history.innerHTML = "";
     for (const item of call.history || []) {
