@@ -1,9 +1,9 @@
-"""Tier 3: `kill -9` of the daemon with ten callers waiting.
+"""Tier 3: `kill -9` of the daemon with callers waiting and a call connected.
 
-The daemon runs as its own process (`python -m callcenter run`). While ten
-sipp callers wait in queue it is killed with SIGKILL; a new daemon starts;
-agents log in through REST. Every caller is connected exactly once (checked
-in PostgreSQL), none is lost.
+The daemon runs as its own process (`python -m callcenter run`). It is
+killed with SIGKILL; a new daemon starts and rebuilds from Asterisk and
+PostgreSQL. Every caller is connected exactly once (checked in PostgreSQL),
+none is lost, and a call connected during the crash is tracked to its end.
 """
 
 from __future__ import annotations
@@ -82,11 +82,14 @@ def waiting(port: int) -> int:
     return int(body["support"]["waiting"])
 
 
-async def test_kill_9_with_ten_callers_waiting_loses_nobody(
-    asterisk: AsteriskInstance, tmp_path: Path, database_url: str
-) -> None:
-    url = await fresh_database(database_url)
-    http_port = free_port()
+def agent_view(port: int, agent_id: str) -> dict[str, object]:
+    _status, body = http(port, "GET", "/api/agents")
+    assert isinstance(body, list)
+    [view] = [a for a in body if a["agent"] == agent_id]
+    return dict(view)
+
+
+def write_config(tmp_path: Path, asterisk: AsteriskInstance, url: str, http_port: int) -> Path:
     (tmp_path / "site.yaml").write_text(SITE)
     config = tmp_path / "callcenter.toml"
     config.write_text(
@@ -111,6 +114,15 @@ asterisk_dir = "{asterisk.sandbox.recordings_in_asterisk}"
 format = "json"
 """
     )
+    return config
+
+
+async def test_kill_9_with_ten_callers_waiting_loses_nobody(
+    asterisk: AsteriskInstance, tmp_path: Path, database_url: str
+) -> None:
+    url = await fresh_database(database_url)
+    http_port = free_port()
+    config = write_config(tmp_path, asterisk, url, http_port)
     async with sipp_caller(asterisk.ports.sip, "3901", calls=10, rate=10) as callers:
         with daemon_process(config, "first") as first:
             await until(lambda: healthy(http_port), 30, "first daemon up", poll=0.2)
@@ -142,4 +154,59 @@ format = "json"
                 assert second.wait(timeout=20) == 0
     assert len(rows) == 10
     assert all(r["outcome"] == "completed" and r["n"] == 1 for r in rows)
+    assert asterisk.active_channels() == 0
+
+
+async def test_kill_9_with_a_call_connected_tracks_it_to_its_end(
+    asterisk: AsteriskInstance, tmp_path: Path, database_url: str
+) -> None:
+    url = await fresh_database(database_url)
+    http_port = free_port()
+    config = write_config(tmp_path, asterisk, url, http_port)
+    async with (
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=200, talk_ms=12_000),
+        sipp_caller(asterisk.ports.sip, "3901", calls=2, rate=10) as callers,
+    ):
+        with daemon_process(config, "first") as first:
+            await until(lambda: healthy(http_port), 30, "first daemon up", poll=0.2)
+            assert http(http_port, "POST", "/api/agents/a01/login")[0] == 200
+            await until(
+                lambda: (
+                    agent_view(http_port, "a01")["state"] == "on_call" and waiting(http_port) == 1
+                ),
+                30,
+                "one caller with a01, one waiting",
+                poll=0.2,
+            )
+            connected = agent_view(http_port, "a01")["interaction"]
+            await asyncio.sleep(1.0)  # the writer stores the login and the answer
+            first.send_signal(signal.SIGKILL)
+            first.wait(timeout=10)
+        with daemon_process(config, "second") as second:
+            await until(lambda: healthy(http_port), 30, "second daemon up", poll=0.2)
+            await until(lambda: waiting(http_port) == 1, 30, "the waiting caller back", poll=0.2)
+            # Rebuilt: a01 is still logged in and on the same call.
+            a01 = agent_view(http_port, "a01")
+            assert (a01["state"], a01["interaction"]) == ("on_call", connected)
+            # a01 hangs up after 12 s, then takes the waiting caller.
+            result = await callers.wait(timeout=60)
+            assert result.ok, result.errors or result.stderr
+            await asyncio.sleep(1.0)  # the writer catches up
+            connection = await asyncpg.connect(url)
+            try:
+                rows = await connection.fetch(
+                    "SELECT linkedid, id::text, outcome, agent_id, answered_at IS NOT NULL AS"
+                    " answered, ended_at IS NOT NULL AS ended FROM interactions"
+                )
+            finally:
+                await connection.close()
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(timeout=20) == 0
+    assert len(rows) == 2
+    assert len({r["linkedid"] for r in rows}) == 2  # one interaction per caller
+    assert connected in {r["id"] for r in rows}
+    assert all(
+        (r["outcome"], r["agent_id"], r["answered"], r["ended"]) == ("completed", "a01", True, True)
+        for r in rows
+    )
     assert asterisk.active_channels() == 0
