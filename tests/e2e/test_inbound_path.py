@@ -21,7 +21,13 @@ from pydub import AudioSegment
 
 from callcenter.callpath.service import CallRecord, Phase
 from callcenter.daemon import Daemon
-from callcenter.protocol.ami_events import ChanSpyStart, ConfbridgeJoin, MusicOnHoldStart
+from callcenter.protocol.ami_events import (
+    BridgeEnter,
+    ChanSpyStart,
+    ConfbridgeJoin,
+    DialBegin,
+    MusicOnHoldStart,
+)
 from callcenter.testing.daemons import connected, ivr_test_scripts, rest, running_daemon
 from callcenter.testing.databases import fresh_database
 from callcenter.testing.instances import AsteriskInstance
@@ -606,6 +612,61 @@ async def test_busy_customer_is_retried_then_the_callback_fails(
         assert [a["result"] for a in failed.attempts] == ["BUSY", "BUSY"]
         assert all(a["agent"] == "a01" for a in failed.attempts)
         assert d.acd.agent_state("a01") in ("wrap_up", "ready")
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")
+
+
+async def test_blind_transfer_to_an_outside_number_bridges_the_caller_to_the_trunk(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    events: list[DialBegin | BridgeEnter] = []
+    async with (
+        daemon(asterisk, tmp_path) as d,
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=300, talk_ms=20_000),
+        sipp_agents(asterisk.ports.sip, port=asterisk.ports.trunk, answer_ms=300, talk_ms=3000),
+    ):
+        d.ami.subscribe(
+            lambda item: events.append(item) if isinstance(item, DialBegin | BridgeEnter) else None
+        )
+        d.callpath.agent_login("a01")
+        async with sipp_caller(asterisk.ports.sip, "3901") as caller:
+            await until(lambda: connected(d), what="connected")
+            [record] = list(d.callpath.calls.values())
+            bad = await rest(d, "POST", "/api/agents/a01/transfer", {"number": "06;evil"})
+            assert bad[0] == 409  # never dialled: not a phone number
+            status, body = await rest(
+                d, "POST", "/api/agents/a01/transfer", {"number": "0611223344"}
+            )
+            assert status == 200, body
+            # The agent is free of the call at once; the caller is dialled out.
+            await until(lambda: record.phase is Phase.COMPLETED, what="agent's part completed")
+            assert d.acd.agent_state("a01") in ("wrap_up", "ready")
+            assert record.context["transfer"] == {
+                "to_queue": None,
+                "to_agent": None,
+                "to_number": "0611223344",
+            }
+            await until(
+                lambda: any(
+                    isinstance(e, BridgeEnter)
+                    and e.snapshot.channel.startswith("PJSIP/trunk-")
+                    and e.uniqueid != record.caller_uniqueid
+                    for e in events
+                ),
+                what="the outside party in a bridge",
+            )
+            [dial] = [
+                e for e in events if isinstance(e, DialBegin) and e.dial_string.endswith("@trunk")
+            ]
+            assert dial.caller is not None
+            assert dial.caller.uniqueid == record.caller_uniqueid
+            assert dial.dial_string == "0611223344@trunk"
+            outside = dial.dest.uniqueid
+            # Caller and outside party in one bridge, the agent not in it.
+            bridges = {e.uniqueid: e.bridge.uniqueid for e in events if isinstance(e, BridgeEnter)}
+            assert bridges[outside] == bridges[record.caller_uniqueid]
+            assert record.agent_leg not in [u for u, b in bridges.items() if b == bridges[outside]]
+            # The outside party hangs up after 3 s: the caller's call ends.
+            assert (await caller.wait(timeout=30)).ok
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
 
 
