@@ -449,6 +449,39 @@ async def test_callback_keeps_place_rings_agent_first_then_dials_the_customer(
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
 
 
+async def test_a_caller_can_leave_another_number_to_be_called_back_on(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    dials: list[DialBegin] = []
+    async with (
+        daemon(asterisk, tmp_path) as d,
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=1500),
+        sipp_agents(asterisk.ports.sip, port=asterisk.ports.trunk, answer_ms=300, talk_ms=2000),
+    ):
+        d.ami.subscribe(lambda e: dials.append(e) if isinstance(e, DialBegin) else None)
+        # 1: call me back; 2 (during "I have 0612345678"): another number;
+        # then the number, ended by #.
+        async with sipp_caller(
+            asterisk.ports.sip, "3903", digits="1,2,0698765432#", first_delay_ms=2000, gap_ms=800
+        ) as caller:
+            result = await caller.wait(timeout=60)  # we say goodbye and hang up
+        assert result.ok, result.errors or result.stderr
+        [left] = finished(d)
+        assert (left.phase, left.callback_number) == (Phase.CALLBACK, "0698765432")
+        [callback] = list(d.callpath.calls.values())
+        d.callpath.agent_login("a01")
+        # The agent's phone rings first, and the desktop says whom they will call.
+        await until(lambda: d.acd.agent_state("a01") == "reserved", what="a01 rung first")
+        pop = d.views.screen_pop(callback.interaction_id)
+        assert pop is not None
+        assert (pop["kind"], pop["number"]) == ("callback", "0698765432")
+        assert not [e for e in dials if e.dial_string.endswith("@trunk")]  # not yet
+        await until(lambda: callback_completed(d), timeout=30, what="callback completed")
+        [out] = [e for e in dials if e.dial_string.endswith("@trunk")]
+        assert out.dial_string == "0698765432@trunk"
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")
+
+
 async def test_an_agent_free_during_the_callback_dialogue_does_not_interrupt_it(
     asterisk: AsteriskInstance, tmp_path: Path
 ) -> None:
