@@ -27,6 +27,7 @@ from callcenter.protocol.ami_events import (
     ConfbridgeJoin,
     DialBegin,
     MusicOnHoldStart,
+    Newchannel,
 )
 from callcenter.testing.daemons import connected, ivr_test_scripts, rest, running_daemon
 from callcenter.testing.databases import fresh_database
@@ -309,6 +310,59 @@ async def test_abandon_while_agent_rings_hangs_up_the_agent_and_frees_them(
         assert record.abandoned_where == "ringing"
         await until(lambda: d.acd.agent_state("a01") == "ready", what="agent freed")
     await until(lambda: asterisk.active_channels() == 0, what="agent leg hung up")
+
+
+LONG_WRAPUP_SITE = """
+queues:
+  support: {skills: {support: 1}, wrapup: 60, first_announce_after: 60, ring_timeout: 8}
+routes:
+  '3901': {queue: support}
+agents:
+  a01: {name: Agent 1, endpoint: agent11, skills: {support: 5}}
+"""
+
+
+async def test_an_agents_shift_through_rest_login_at_a_desk_end_wrapup_early_logout(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    channels: dict[str, str] = {}
+    async with (
+        daemon(asterisk, tmp_path, site_text=LONG_WRAPUP_SITE) as d,
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=300, talk_ms=1500),
+    ):
+        d.ami.subscribe(
+            lambda e: (
+                channels.update({e.uniqueid: e.channel}) if isinstance(e, Newchannel) else None
+            )
+        )
+        # Hot-desking: a01 logs in at another desk's phone.
+        status, body = await rest(d, "POST", "/api/agents/a01/login", {"endpoint": "agent13"})
+        assert status == 200, body
+        async with sipp_caller(asterisk.ports.sip, "3901") as caller:
+            await until(lambda: connected(d), what="connected")
+            [record] = list(d.callpath.calls.values())
+            assert record.agent_leg is not None
+            assert channels[record.agent_leg].startswith("PJSIP/agent13-")
+            assert (await caller.wait(timeout=30)).ok  # the agent hangs up after 1.5 s
+        await until(lambda: d.acd.agent_state("a01") == "wrap_up", what="a01 in wrap-up")
+        # A 60 s wrap-up, ended by the agent when their notes are done.
+        status, body = await rest(d, "POST", "/api/agents/a01/wrapup/end")
+        assert status == 200, body
+        assert d.acd.agent_state("a01") == "ready"
+        status, body = await rest(d, "POST", "/api/agents/a01/logout")
+        assert status == 200, body
+        status, agents = await rest(d, "GET", "/api/agents")
+        assert isinstance(agents, list)
+        assert {a["agent"]: a["state"] for a in agents}["a01"] == "logged_out"
+        # Logged out: a new caller waits, nobody's phone rings.
+        async with sipp_caller(asterisk.ports.sip, "3901", hangup_after_ms=2500) as second:
+            await until(lambda: d.callpath.calls, what="the second caller waiting")
+            [waiting] = list(d.callpath.calls.values())
+            assert (await second.wait(timeout=30)).ok
+        await until(lambda: waiting.phase is Phase.ABANDONED, what="the caller gave up")
+        assert waiting.offers == 0
+        assert (await rest(d, "POST", "/api/agents/a01/wrapup/end"))[0] == 409
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")
 
 
 async def test_rest_refuses_bad_requests_and_illegal_operations(
