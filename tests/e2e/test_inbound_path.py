@@ -155,6 +155,45 @@ async def test_caller_is_connected_agent_first_recorded_and_agent_wraps_up(
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
 
 
+SEPARATE_LEGS_SITE = """
+queues:
+  support: {skills: {support: 1}, wrapup: 1, first_announce_after: 60, separate_legs: true}
+routes:
+  '3901': {queue: support}
+agents:
+  a01: {name: Agent 1, endpoint: agent11, skills: {support: 5}}
+"""
+
+
+async def test_a_queue_can_record_each_leg_in_a_file_of_its_own(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    async with (
+        daemon(asterisk, tmp_path, site_text=SEPARATE_LEGS_SITE) as d,
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=300, talk_ms=3000),
+    ):
+        d.callpath.agent_login("a01")
+        async with sipp_caller(asterisk.ports.sip, "3901") as caller:
+            assert (await caller.wait(timeout=30)).ok
+        await until(lambda: d.callpath.history, what="call finished")
+        [record] = finished(d)
+        assert record.answered_at is not None
+        assert record.ended_at is not None
+        talk = record.ended_at - record.answered_at
+    base = asterisk.sandbox.recordings / record.interaction_id
+    mixed, agent, caller_side = (
+        AudioSegment.from_wav(f"{base}{suffix}.wav") for suffix in ("", "-in", "-out")
+    )
+    # Each file lasts the conversation (MixMonitor's b: only while bridged).
+    for audio in (mixed, agent, caller_side):
+        assert abs(audio.duration_seconds - talk) < 0.5, (audio.duration_seconds, talk)
+    # The agent's phone sends audio, the sipp caller none: the legs are apart.
+    assert agent.rms > 0
+    assert caller_side.rms == 0
+    assert mixed.rms > 0
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")
+
+
 async def test_ring_no_answer_pauses_agent_and_caller_keeps_waiting_then_abandons(
     asterisk: AsteriskInstance, tmp_path: Path
 ) -> None:
@@ -1114,6 +1153,10 @@ async def test_twenty_callers_five_agents_each_call_reaches_a_skilled_agent(
         )
     for r in records:
         audio = AudioSegment.from_wav(asterisk.sandbox.recordings / f"{r.interaction_id}.wav")
+        assert r.answered_at is not None
+        assert r.ended_at is not None
+        talk = r.ended_at - r.answered_at  # the right length: the conversation's
+        assert abs(audio.duration_seconds - talk) < 0.5, (r.interaction_id, audio, talk)
         assert 0.8 < audio.duration_seconds < 3.0, (r.interaction_id, audio.duration_seconds)
         assert audio.rms > 0  # real audio from the agent's phone, not silence
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
