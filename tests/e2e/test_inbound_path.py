@@ -716,13 +716,21 @@ async def test_blind_transfer_to_a_queue_carries_the_context_and_dispositions(
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
 
 
-async def test_busy_customer_is_retried_then_the_callback_fails(
-    asterisk: AsteriskInstance, tmp_path: Path
+@pytest.mark.parametrize("customer", ["BUSY", "NOANSWER"])
+async def test_a_customer_busy_or_not_answering_is_retried_then_the_callback_fails(
+    asterisk: AsteriskInstance, tmp_path: Path, customer: str
 ) -> None:
+    # The customer's line on the trunk: busy (486), or ringing past the
+    # queue's callback_dial_timeout (4 s).
+    trunk = (
+        sipp_busy(asterisk.ports.sip, port=asterisk.ports.trunk)
+        if customer == "BUSY"
+        else sipp_agents(asterisk.ports.sip, port=asterisk.ports.trunk, answer_ms=60_000)
+    )
     async with (
         daemon(asterisk, tmp_path) as d,
         sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=300),
-        sipp_busy(asterisk.ports.sip, port=asterisk.ports.trunk),
+        trunk,
     ):
         async with sipp_caller(
             asterisk.ports.sip, "3903", digits="1,#", first_delay_ms=2000, gap_ms=1000
@@ -732,10 +740,10 @@ async def test_busy_customer_is_retried_then_the_callback_fails(
         await until(
             lambda: any(r.phase is Phase.FAILED for r in d.callpath.history),
             timeout=40,
-            what="two busy attempts, then failed",
+            what="two attempts, then failed",
         )
         [failed] = [r for r in d.callpath.history if r.phase is Phase.FAILED]
-        assert [a["result"] for a in failed.attempts] == ["BUSY", "BUSY"]
+        assert [a["result"] for a in failed.attempts] == [customer, customer]
         assert all(a["agent"] == "a01" for a in failed.attempts)
         assert d.acd.agent_state("a01") in ("wrap_up", "ready")
     await until(lambda: asterisk.active_channels() == 0, what="no channels left")
