@@ -122,6 +122,11 @@ async def test_caller_is_connected_agent_first_recorded_and_agent_wraps_up(
         assert view["state"] == "ready"
         log_from = asterisk.sandbox.log_file.stat().st_size
         async with sipp_caller(asterisk.ports.sip, "3901") as caller:
+            await until(lambda: connected(d), what="connected")
+            # The caller's FastAGI session ends once the channel is taken,
+            # while the conversation goes on.
+            await until(lambda: d.agi.stats.active == 0, what="FastAGI session over")
+            assert connected(d)
             await until(lambda: d.callpath.history, what="call finished")
             result = await caller.wait(timeout=40)
         assert result.ok, result.errors or result.stderr
@@ -347,6 +352,8 @@ async def test_abandon_while_agent_rings_hangs_up_the_agent_and_frees_them(
         [record] = finished(d)
         assert record.phase is Phase.ABANDONED
         assert record.abandoned_where == "ringing"
+        assert record.ended_at is not None
+        assert 2.0 < record.ended_at - record.arrived_at < 4.5  # hung up after 3 s
         await until(lambda: d.acd.agent_state("a01") == "ready", what="agent freed")
     await until(lambda: asterisk.active_channels() == 0, what="agent leg hung up")
 
