@@ -478,6 +478,47 @@ async def test_ami_outage_never_drops_a_waiting_caller(
         await proxy.stop()
 
 
+async def test_a_call_that_ends_during_an_ami_outage_is_completed_after_it(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    """AMI goes down during a conversation, which ends meanwhile: when the
+    link is back, the resync finds the call gone, completes it and frees
+    the agent, who takes the next caller."""
+    proxy = TcpProxy("127.0.0.1", asterisk.ports.ami)
+    await proxy.start()
+    proxied = dataclasses.replace(
+        asterisk, ports=dataclasses.replace(asterisk.ports, ami=proxy.port)
+    )
+    try:
+        async with (
+            daemon(proxied, tmp_path) as d,
+            sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=300, talk_ms=2000),
+        ):
+            d.callpath.agent_login("a01")
+            async with sipp_caller(asterisk.ports.sip, "3901") as caller:
+                await until(lambda: connected(d), what="connected")
+                [record] = list(d.callpath.calls.values())
+                proxy.refuse()
+                proxy.cut()
+                await until(lambda: not d.ami.connected, what="AMI down")
+                assert (await caller.wait(timeout=30)).ok  # the agent hung up
+                await until(lambda: asterisk.active_channels() == 0, what="call over")
+                # Unseen yet: no event reached the daemon.
+                assert record.phase is Phase.CONNECTED
+                assert d.acd.agent_state("a01") == "on_call"
+            proxy.refuse(False)
+            proxy.heal()
+            await until(lambda: record.phase is Phase.COMPLETED, timeout=30, what="resynced")
+            await until(lambda: d.acd.agent_state("a01") == "ready", what="a01 free again")
+            async with sipp_caller(asterisk.ports.sip, "3901") as second:
+                await until(lambda: len(d.callpath.history) == 2, what="next call served")
+                assert (await second.wait(timeout=30)).ok
+            assert [r.agent_id for r in finished(d)] == ["a01", "a01"]
+            assert all(r.phase is Phase.COMPLETED for r in finished(d))
+    finally:
+        await proxy.stop()
+
+
 @pytest.mark.parametrize("mode", ["listen", "whisper", "barge"])
 async def test_supervisor_coaches_a_live_call_from_rest(
     asterisk: AsteriskInstance, tmp_path: Path, mode: str
