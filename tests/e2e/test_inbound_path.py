@@ -478,6 +478,40 @@ async def test_ami_outage_never_drops_a_waiting_caller(
         await proxy.stop()
 
 
+async def test_an_agent_who_becomes_free_is_rung_for_the_oldest_caller_they_can_take(
+    asterisk: AsteriskInstance, tmp_path: Path
+) -> None:
+    # a01 (support only) is on a call; a sales caller, then a support caller
+    # queue up. When a01 hangs up, a01 is rung for the support caller: the
+    # oldest one a01 can take, not the oldest of all.
+    site = SITE.replace("routes:\n", "routes:\n  '3900': {queue: ventes}\n")
+    async with (
+        daemon(asterisk, tmp_path, site_text=site) as d,
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=300, talk_ms=4000),
+    ):
+        d.callpath.agent_login("a01")
+        async with sipp_caller(asterisk.ports.sip, "3901") as first:
+            await until(lambda: connected(d), what="a01 on a call")
+            async with sipp_caller(asterisk.ports.sip, "3900", hangup_after_ms=12_000) as sales:
+                await until(lambda: len(d.callpath.calls) == 2, what="sales caller waiting")
+                async with sipp_caller(asterisk.ports.sip, "3901") as support:
+                    await until(lambda: len(d.callpath.calls) == 3, what="support caller waiting")
+                    waiting = sorted(
+                        (r for r in d.callpath.calls.values() if r.phase is Phase.WAITING),
+                        key=lambda r: r.arrived_at,
+                    )
+                    assert [r.queue for r in waiting] == ["ventes", "support"]
+                    older, younger = waiting
+                    assert (await first.wait(timeout=30)).ok  # a01 hangs up after 4 s
+                    await until(lambda: younger.agent_id == "a01", what="a01 rung again")
+                    assert older.phase is Phase.WAITING
+                    assert older.offers == 0
+                    assert (await support.wait(timeout=30)).ok
+                assert (await sales.wait(timeout=30)).ok
+        await until(lambda: older.phase is Phase.ABANDONED, what="the sales caller gave up")
+    await until(lambda: asterisk.active_channels() == 0, what="no channels left")
+
+
 async def test_a_call_that_ends_during_an_ami_outage_is_completed_after_it(
     asterisk: AsteriskInstance, tmp_path: Path
 ) -> None:
