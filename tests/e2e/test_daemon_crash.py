@@ -89,6 +89,21 @@ def agent_view(port: int, agent_id: str) -> dict[str, object]:
     return dict(view)
 
 
+async def stored(url: str, query: str) -> list[asyncpg.Record]:
+    """Rows of PostgreSQL once the daemon's writer has caught up."""
+    await asyncio.sleep(1.0)
+    connection = await asyncpg.connect(url)
+    try:
+        return list(await connection.fetch(query))
+    finally:
+        await connection.close()
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 0
+
+
 def write_config(tmp_path: Path, asterisk: AsteriskInstance, url: str, http_port: int) -> Path:
     (tmp_path / "site.yaml").write_text(SITE)
     config = tmp_path / "callcenter.toml"
@@ -141,17 +156,12 @@ async def test_kill_9_with_ten_callers_waiting_loses_nobody(
                     assert http(http_port, "POST", f"/api/agents/{agent}/login")[0] == 200
                 result = await callers.wait(timeout=90)
                 assert result.ok, result.errors or result.stderr
-                await asyncio.sleep(1.0)  # the writer catches up
-                connection = await asyncpg.connect(url)
-                try:
-                    rows = await connection.fetch(
-                        "SELECT linkedid, outcome, count(*) AS n FROM interactions"
-                        " GROUP BY linkedid, outcome"
-                    )
-                finally:
-                    await connection.close()
-                second.send_signal(signal.SIGTERM)
-                assert second.wait(timeout=20) == 0
+                rows = await stored(
+                    url,
+                    "SELECT linkedid, outcome, count(*) AS n FROM interactions"
+                    " GROUP BY linkedid, outcome",
+                )
+                stop(second)
     assert len(rows) == 10
     assert all(r["outcome"] == "completed" and r["n"] == 1 for r in rows)
     assert asterisk.active_channels() == 0
@@ -191,17 +201,12 @@ async def test_kill_9_with_a_call_connected_tracks_it_to_its_end(
             # a01 hangs up after 12 s, then takes the waiting caller.
             result = await callers.wait(timeout=60)
             assert result.ok, result.errors or result.stderr
-            await asyncio.sleep(1.0)  # the writer catches up
-            connection = await asyncpg.connect(url)
-            try:
-                rows = await connection.fetch(
-                    "SELECT linkedid, id::text, outcome, agent_id, answered_at IS NOT NULL AS"
-                    " answered, ended_at IS NOT NULL AS ended FROM interactions"
-                )
-            finally:
-                await connection.close()
-            second.send_signal(signal.SIGTERM)
-            assert second.wait(timeout=20) == 0
+            rows = await stored(
+                url,
+                "SELECT linkedid, id::text, outcome, agent_id, answered_at IS NOT NULL AS"
+                " answered, ended_at IS NOT NULL AS ended FROM interactions",
+            )
+            stop(second)
     assert len(rows) == 2
     assert len({r["linkedid"] for r in rows}) == 2  # one interaction per caller
     assert connected in {r["id"] for r in rows}
