@@ -148,3 +148,61 @@ async def test_agent_desktop_and_supervisor_wallboard_on_a_real_call(
         await agent_page.click("#btn-pause")
         await expect(agent_page.locator("#state")).to_have_text("En pause (Déjeuner)")
         await expect(row).to_contain_text("En pause (Déjeuner)")
+
+
+TWO_AGENTS_SITE = """
+queues:
+  support: {skills: {support: 1}, ring_timeout: 15, wrapup: 60, first_announce_after: 60}
+routes:
+  '3901': {queue: support}
+agents:
+  a01: {name: Claire Agent, endpoint: agent11, skills: {support: 5}}
+  a02: {name: Paul Agent, endpoint: agent12, skills: {support: 5}}
+"""
+
+
+async def test_a_call_transferred_from_the_desktop_brings_its_notes_to_the_next_agent(
+    asterisk: AsteriskInstance, tmp_path: Path, database_url: str, browser: Browser
+) -> None:
+    url = await fresh_database(database_url)
+    async with (
+        running_daemon(
+            asterisk, tmp_path, TWO_AGENTS_SITE, database_url=url, auth="required", contacts=True
+        ) as d,
+        sipp_agents(asterisk.ports.sip, port=asterisk.phones_port, answer_ms=1500, talk_ms=12000),
+    ):
+        assert d.users is not None
+        await seed_site_users(d.users, d.site, PASSWORD)
+        pages = {}
+        for agent_id in ("a01", "a02"):
+            page = await (await browser.new_context(locale="fr-FR")).new_page()
+            await sign_in(page, d, "/desktop", agent_id)
+            pages[agent_id] = page
+        first, second = pages["a01"], pages["a02"]
+        ARTIFACTS.mkdir(exist_ok=True)
+        await first.click("#btn-login")
+        await expect(first.locator("#state")).to_have_attribute("data-state", "ready")
+        async with sipp_caller(asterisk.ports.sip, "3901") as caller:
+            await until(lambda: connected(d), what="a01 on the call")
+            await expect(first.locator("#state")).to_have_attribute("data-state", "on_call")
+            await first.select_option("#disposition-code", "resolved")
+            await first.fill("#disposition-notes", "Identité vérifiée, veut résilier.")
+            await first.click("#disposition-save")
+            await expect(first.locator("#disposition-result")).not_to_be_empty()
+            await second.click("#btn-login")
+            await expect(second.locator("#state")).to_have_attribute("data-state", "ready")
+            # a01 sends the caller to a02 from the transfer panel.
+            await first.select_option("#xfer-kind", "agent")
+            await first.select_option("#xfer-agent", "a02")
+            await first.click("#btn-blind")
+            await expect(first.locator("#transfer-result")).not_to_be_empty()
+            # a02's screen-pop: who sent the call, and that agent's notes.
+            await expect(second.locator("#screenpop-transferred-by")).to_have_text(
+                "Claire Agent (a01)", timeout=10_000
+            )
+            await expect(second.locator("#screenpop-notes")).to_have_text(
+                "Identité vérifiée, veut résilier."
+            )
+            await expect(second.locator("#screenpop-name")).to_have_text("Mme Claire Martin")
+            await second.screenshot(path=str(ARTIFACTS / "desktop-transferred.png"), full_page=True)
+            await caller.wait(timeout=40)

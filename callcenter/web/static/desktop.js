@@ -8,6 +8,7 @@
   let call = null;       // the current screen-pop
   let link = null;
   let wrapTimer = null;
+  let agentNames = {};  // agent id -> "Name (id)", from the snapshot
 
   function showError(error) { $("error").textContent = error ? CTI.t("error", { error }) : ""; }
 
@@ -61,7 +62,8 @@
     $("screenpop-waited").textContent = call.waited != null ? `${Math.round(call.waited)} s` : "";
     $("screenpop-intent").textContent = call.intent || "";
     $("screenpop-ivr").textContent = (call.ivr_path || []).join(" › ");
-    $("screenpop-transferred-by").textContent = call.transferred_by || "";
+    $("screenpop-transferred-by").textContent =
+      call.transferred_by ? agentNames[call.transferred_by] || call.transferred_by : "";
     $("screenpop-notes").textContent = call.notes || "";
     const history = $("screenpop-history");
     history.innerHTML = "";
@@ -126,8 +128,10 @@
     $("xfer-queue").innerHTML = "";
     for (const q of snapshot.queues || []) $("xfer-queue").add(new Option(q, q));
     $("xfer-agent").innerHTML = "";
+    agentNames = {};
     for (const a of snapshot.agents || []) {
-      if (a.agent !== me.agent) $("xfer-agent").add(new Option(`${a.name} (${a.agent})`, a.agent));
+      agentNames[a.agent] = `${a.name} (${a.agent})`;
+      if (a.agent !== me.agent) $("xfer-agent").add(new Option(agentNames[a.agent], a.agent));
     }
   }
 
